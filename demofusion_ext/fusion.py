@@ -1,0 +1,106 @@
+"""The fused prediction (ALGORITHM.md section 3): one model evaluation of a phase >= 2, made of views.
+
+P = (1 - c2) * mean of the local window predictions + c2 * the dilated predictions written back on
+their sub-grids. Views of equal shape share model calls (local and global together), up to
+`view_batch_size` views per call; the rows of a call are view-major: [view 0 rows, view 1 rows, ...].
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .blur import gaussian_blur
+from .views import Layout, View
+
+Predict = Callable[..., torch.Tensor]
+Condition = Callable[[Sequence[View]], dict]
+
+
+def _batches(items: list, size: int):
+    """Chunks of at most `size` items, grouping equal view shapes together."""
+    by_shape: dict[tuple[int, int], list] = {}
+    for item in items:
+        by_shape.setdefault((item[0].height, item[0].width), []).append(item)
+    for group in by_shape.values():
+        for i in range(0, len(group), size):
+            yield group[i:i + size]
+
+
+def fused_prediction(predict: Predict, x: torch.Tensor, layout: Layout, *, c2: float, blur_sigma: float,
+                     view_batch_size: int = 16, condition: Condition | None = None,
+                     v_sigma: torch.Tensor | float | None = None) -> torch.Tensor:
+    """Fuse the model's raw predictions over the views of `layout`.
+
+    predict(x_views, **condition(views)) returns raw predictions (eps, or v) for stacked views;
+    `condition`, when given, slices spatial or per-view conditioning for the views of that call.
+    `x` is the model input [B, C, H, W]. For a v-prediction model pass `v_sigma` (the rows' noise
+    level): the global v is then corrected from the blurred input to the real one, which is what
+    fusing eps means (v = (eps - sqrt(1 - a) x) / sqrt(a)).
+    """
+    rows = x.shape[0]
+    use_local, use_global = c2 < 1, c2 > 0
+    jh, jw = layout.jitter
+    local_input = F.pad(x, (jw, jw, jh, jh)) if use_local and (jh or jw) else x
+    ph, pw = layout.pad
+    if use_global:
+        # blurred and renormalised with its padding, as the reference does; views index the padded frame
+        blurred = gaussian_blur(F.pad(x, (pw, 0, ph, 0)), layout.dilation, blur_sigma)
+
+    work = []
+    if use_local:
+        work += [(v, _shifted(v, jh, jw), local_input) for v in layout.local]
+    if use_global:
+        work += [(v, _shifted(v, ph, pw), blurred) for v in layout.glob]
+
+    value_local = torch.zeros_like(local_input) if use_local else None
+    count_local = torch.zeros_like(local_input[:1, :1]) if use_local else None
+    value_global = torch.zeros_like(x) if use_global else None
+
+    for batch in _batches(work, view_batch_size):
+        views = [item[0] for item in batch]
+        x_views = torch.cat([where.extract(src) for _, where, src in batch])
+        kwargs = condition(views) if condition is not None else {}
+        out = predict(x_views, **kwargs)
+        for i, (view, where, _) in enumerate(batch):
+            pred = out[i * rows:(i + 1) * rows]
+            if view.kind == "local":
+                _add_window(value_local, count_local, where, pred)
+            else:
+                if v_sigma is not None:
+                    pred = pred + _as_rows(v_sigma, pred) * (where.extract(blurred) - view.extract(x))
+                _write_subgrid(value_global, view, pred)
+
+    if use_local:
+        local = value_local / count_local
+        if jh or jw:
+            local = local[..., jh:jh + x.shape[-2], jw:jw + x.shape[-1]]
+        if not use_global:
+            return local
+    if not use_local:
+        return value_global
+    return local * (1 - c2) + value_global * c2
+
+
+def _shifted(v: View, dh: int, dw: int) -> View:
+    return View(v.kind, v.top + dh, v.left + dw, v.height, v.width, v.step)
+
+
+def _add_window(value: torch.Tensor, count: torch.Tensor, where: View, pred: torch.Tensor):
+    sl = (..., slice(where.top, where.top + where.height), slice(where.left, where.left + where.width))
+    value[sl] += pred
+    count[sl] += 1
+
+
+def _write_subgrid(value: torch.Tensor, view: View, pred: torch.Tensor):
+    """Write a global view's prediction back on its sub-grid, dropping the rows/cols that were padding."""
+    d = view.step
+    r0, c0 = view.top, view.left
+    skip_r, skip_c = (-r0 + d - 1) // d if r0 < 0 else 0, (-c0 + d - 1) // d if c0 < 0 else 0
+    value[..., r0 + skip_r * d::d, c0 + skip_c * d::d] = pred[..., skip_r:, skip_c:]
+
+
+def _as_rows(v, like: torch.Tensor) -> torch.Tensor:
+    v = torch.as_tensor(v, dtype=like.dtype, device=like.device)
+    return v.view(-1, 1, 1, 1) if v.ndim == 1 else v

@@ -1,0 +1,55 @@
+"""The phase plan (progressive upscaling): which latent size each phase works at, and its dilation."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Phase:
+    index: int        # 1-based; phase 1 is the ordinary generation at the base size
+    scale: float      # size relative to the base
+    height: int       # latent cells
+    width: int
+    dilation: int     # stride of the global (dilated) views; 1 in phase 1
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.height, self.width
+
+
+def dilation_for(scale: float) -> int:
+    """Integer phases dilate by their scale; a fractional last phase by the nearest integer >= 2 (half rounds up)."""
+    if scale == int(scale):
+        return int(scale)
+    return max(2, math.floor(scale + 0.5))
+
+
+def plan_phases(base_height: int, base_width: int, scale: float) -> list[Phase]:
+    """Phases 1..floor(S) at whole multiples of the base latent, plus one at S when S is fractional.
+
+    Sizes are rounded to whole latent cells, so the final image is S x the base rounded to a multiple of 8 px.
+    """
+    if base_height < 1 or base_width < 1:
+        raise ValueError(f"base latent size {base_height}x{base_width} must be at least 1x1")
+    if scale < 1:
+        raise ValueError(f"scale {scale!r} must be at least 1")
+    scales = [float(k) for k in range(1, int(math.floor(scale)) + 1)]
+    if scale > scales[-1]:
+        scales.append(float(scale))
+    return [Phase(i + 1, s, round(s * base_height), round(s * base_width), dilation_for(s))
+            for i, s in enumerate(scales)]
+
+
+def model_evaluations(phases: list[Phase], window: tuple[int, int], stride: float) -> list[tuple[int, int]]:
+    """(local views, global views) per fused evaluation of each phase: the cost model of ALGORITHM.md section 5."""
+    from .views import window_starts, window_stride
+    out = []
+    for ph in phases:
+        if ph.index == 1:
+            out.append((1, 0))
+            continue
+        sh, sw = window_stride(window, stride)
+        n_local = len(window_starts(ph.height, window[0], sh)) * len(window_starts(ph.width, window[1], sw))
+        out.append((n_local, ph.dilation ** 2))
+    return out

@@ -1,0 +1,38 @@
+"""Skip residual (ALGORITHM.md section 2) and the per-phase mean/std anchoring.
+
+The skip residual replaces the SAMPLER'S OWN STATE, not just the model input, so that the sampler
+continues from the mixed state: x <- (1 - c1) x + c1 (z + sigma n).
+"""
+from __future__ import annotations
+
+import torch
+
+from .blur import match_stats, per_image_stats
+
+
+def noised(z: torch.Tensor, noise: torch.Tensor, sigma) -> torch.Tensor:
+    """The previous phase's latent at noise level sigma, k-diffusion form (x = x0 + sigma n)."""
+    return z + sigma * noise
+
+
+def noised_vp(z: torch.Tensor, noise: torch.Tensor, alpha_bar) -> torch.Tensor:
+    """The same for timestep (DDIM/PLMS) samplers, whose state is sqrt(a) x0 + sqrt(1 - a) n."""
+    alpha_bar = torch.as_tensor(alpha_bar, dtype=z.dtype, device=z.device)
+    return alpha_bar.sqrt() * z + (1 - alpha_bar).sqrt() * noise
+
+
+def skip_residual(x: torch.Tensor, target: torch.Tensor, c1: float, inplace: bool = False) -> torch.Tensor:
+    """(1 - c1) x + c1 target; exactly `target` at c1 = 1 and `x` at c1 = 0. In place when asked."""
+    if c1 == 0:
+        return x
+    mixed = target.to(x.dtype) if c1 == 1 else x * (1 - c1) + target.to(x.dtype) * c1
+    if inplace:
+        x.copy_(mixed)
+        return x
+    return mixed.clone() if mixed is target else mixed
+
+
+def anchor(latent: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Rescale each image of `latent` to the mean and std of the same image of `reference` (phase 1)."""
+    mean, std = per_image_stats(reference.to(latent.dtype))
+    return match_stats(latent, mean, std)

@@ -1,0 +1,88 @@
+"""Tiled VAE decode and encode with blended overlaps: memory bounded by the tile, whatever the image size.
+
+Tiles overlap by `overlap`; inside an overlap the two tiles are cross-faded with linear ramps, so no
+seam is a hard edge. Extra work is (tile / (tile - overlap))^2 at most, far below the 16x of decoding
+1024 px tiles for 256 px cores.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from .views import window_starts
+
+Codec = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _ramp(length: int, fade_in: int, fade_out: int, margin: float = 0.25) -> torch.Tensor:
+    """Weights along one tile axis: 1 inside, rising over the first `fade_in` samples and falling over the
+    last `fade_out`. The outer `margin` of each fade gets weight 0: a tile's border pixels saw the least
+    context, so they are left to the neighbour, and the cross-fade runs in the middle of the overlap."""
+    w = torch.ones(length, dtype=torch.float64)
+
+    def fade(n):
+        m = int(n * margin)
+        k = torch.arange(n, dtype=torch.float64)
+        return ((k - m + 0.5) / max(1, n - 2 * m)).clamp(0, 1)
+    if fade_in:
+        w[:fade_in] = fade(fade_in)
+    if fade_out:
+        w[length - fade_out:] = torch.minimum(w[length - fade_out:], fade(fade_out).flip(0))
+    return w
+
+
+def _axis(length: int, tile: int, overlap: int, align: int) -> list[tuple[int, int, int]]:
+    """(start, fade_in, fade_out) of each tile along one axis; starts are multiples of `align`."""
+    tile = min(tile, length)
+    stride = max(align, (tile - overlap) // align * align)
+    starts = window_starts(length, tile, stride)
+    starts = [s // align * align for s in starts[:-1]] + [starts[-1]]
+    out = []
+    for i, s in enumerate(starts):
+        fade_in = starts[i - 1] + tile - s if i > 0 else 0
+        fade_out = s + tile - starts[i + 1] if i + 1 < len(starts) else 0
+        out.append((s, max(0, fade_in), max(0, fade_out)))
+    return out
+
+
+def tiled_apply(fn: Codec, x: torch.Tensor, tile: int, overlap: int, factor: float, align: int = 1,
+                out_channels: int | None = None, out_device=None, out_dtype=None) -> torch.Tensor:
+    """Apply a resolution-changing codec (`factor` = output pixels per input pixel) tile by tile.
+
+    `tile` and `overlap` are in input pixels. Results are accumulated in `out_device` (default: x's).
+    """
+    b, _, h, w = x.shape
+    if h <= tile and w <= tile:
+        return fn(x)
+    rows, cols = _axis(h, tile, overlap, align), _axis(w, tile, overlap, align)
+    th, tw = min(tile, h), min(tile, w)
+    oh, ow = int(round(h * factor)), int(round(w * factor))
+    value = weight = None
+    for r0, r_in, r_out in rows:
+        wr = _ramp(int(round(th * factor)), int(round(r_in * factor)), int(round(r_out * factor)))
+        for c0, c_in, c_out in cols:
+            wc = _ramp(int(round(tw * factor)), int(round(c_in * factor)), int(round(c_out * factor)))
+            y = fn(x[..., r0:r0 + th, c0:c0 + tw])
+            if value is None:
+                dev = out_device or y.device
+                dt = out_dtype or y.dtype
+                value = torch.zeros(b, out_channels or y.shape[1], oh, ow, device=dev, dtype=dt)
+                weight = torch.zeros(1, 1, oh, ow, device=dev, dtype=dt)
+            wt = (wr[:, None] * wc[None, :]).to(device=value.device, dtype=value.dtype)
+            R, C = int(round(r0 * factor)), int(round(c0 * factor))
+            value[..., R:R + wt.shape[0], C:C + wt.shape[1]] += y.to(value.device, value.dtype) * wt
+            weight[..., R:R + wt.shape[0], C:C + wt.shape[1]] += wt
+    return value / weight
+
+
+def tiled_decode(decode: Codec, latent: torch.Tensor, tile: int = 128, overlap: int = 16, factor: int = 8,
+                 **kw) -> torch.Tensor:
+    """Decode `latent` in tiles of `tile` latent cells overlapping by `overlap` cells."""
+    return tiled_apply(decode, latent, tile, overlap, factor, **kw)
+
+
+def tiled_encode(encode: Codec, image: torch.Tensor, tile: int = 1024, overlap: int = 128, factor: int = 8,
+                 **kw) -> torch.Tensor:
+    """Encode `image` in tiles of `tile` pixels overlapping by `overlap` pixels (starts on the latent grid)."""
+    return tiled_apply(encode, image, tile, overlap, 1.0 / factor, align=factor, **kw)

@@ -1,0 +1,118 @@
+"""The view layout: local windows (MultiDiffusion) with seeded jitter, and dilated global sub-grids.
+
+A View names a region of a phase latent in that latent's own coordinates. Local views are contiguous
+windows that may reach past the border into zero padding (jitter); global views are the sub-grid
+rows ``top, top + step, ...`` of a latent zero-padded at the top/left to a multiple of ``step``.
+The same View extracts the matching part of any spatial tensor at a multiple of the latent's
+resolution (``cell``: 8 for a pixel-space ControlNet hint), so conditioning stays aligned.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class View:
+    kind: str       # "local" or "global"
+    top: int        # first latent row (may be negative: padding)
+    left: int
+    height: int     # rows/columns of the view
+    width: int
+    step: int = 1   # 1 for local windows, the dilation for global views
+
+    def extract(self, t: torch.Tensor, cell: int = 1) -> torch.Tensor:
+        """The view's part of `t` [..., H*cell, W*cell]; cells outside the tensor are zeros."""
+        h, w = t.shape[-2] // cell, t.shape[-1] // cell
+        span_h = (self.height - 1) * self.step + 1
+        span_w = (self.width - 1) * self.step + 1
+        pt, pl = max(0, -self.top), max(0, -self.left)
+        pb, pr = max(0, self.top + span_h - h), max(0, self.left + span_w - w)
+        if pt or pl or pb or pr:
+            t = F.pad(t, (pl * cell, pr * cell, pt * cell, pb * cell))
+        top, left = (self.top + pt) * cell, (self.left + pl) * cell
+        if self.step == 1:
+            return t[..., top:top + self.height * cell, left:left + self.width * cell]
+        # take whole cell x cell blocks at the stride, so a pixel hint follows its latent cells
+        blocks = t[..., top:top + span_h * cell, left:left + span_w * cell]
+        lead = blocks.shape[:-2]
+        blocks = blocks.reshape(*lead, span_h, cell, span_w, cell)[..., ::self.step, :, ::self.step, :]
+        return blocks.reshape(*lead, self.height * cell, self.width * cell)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Every view of one fused evaluation, and the padding their write-back needs."""
+    local: tuple[View, ...]
+    glob: tuple[View, ...]
+    jitter: tuple[int, int]     # zero padding around the latent for jittered windows (rows, cols)
+    pad: tuple[int, int]        # top/left zero padding that makes the latent a multiple of the dilation
+    dilation: int
+
+
+def window_stride(window: tuple[int, int], stride: float) -> tuple[int, int]:
+    return tuple(max(1, int(round(w * stride))) for w in window)
+
+
+def window_starts(length: int, window: int, stride: int) -> list[int]:
+    """Starts of windows that cover [0, length): every `stride`, the last one flush with the end."""
+    if length <= window:
+        return [0]
+    n = -(-(length - window) // stride) + 1
+    return [min(i * stride, length - window) for i in range(n)]
+
+
+def jitter_range(window: int, stride: int) -> int:
+    # neighbours overlap by window - stride >= 4 J, so moves of +-J never open a gap
+    return max(0, (window - stride) // 4)
+
+
+def _jitter(rng: random.Random, start: int, end: int, length: int, j: int) -> int:
+    # windows at a border move outwards only, so the border cells stay covered
+    first, last = start == 0, end >= length
+    if first and last:
+        return 0
+    if first:
+        return rng.randint(-j, 0)
+    if last:
+        return rng.randint(0, j)
+    return rng.randint(-j, j)
+
+
+def local_views(height: int, width: int, window: tuple[int, int], stride: float,
+                rng: random.Random | None = None) -> tuple[tuple[View, ...], tuple[int, int]]:
+    """Windows of size `window` over a height x width latent, jittered when `rng` is given."""
+    wh, ww = min(window[0], height), min(window[1], width)
+    sh, sw = window_stride((wh, ww), stride)
+    jh, jw = (jitter_range(wh, sh), jitter_range(ww, sw)) if rng is not None else (0, 0)
+    views = []
+    for top in window_starts(height, wh, sh):
+        for left in window_starts(width, ww, sw):
+            dt = _jitter(rng, top, top + wh, height, jh) if rng is not None else 0
+            dl = _jitter(rng, left, left + ww, width, jw) if rng is not None else 0
+            views.append(View("local", top + dt, left + dl, wh, ww))
+    return tuple(views), (jh, jw)
+
+
+def global_views(height: int, width: int, dilation: int) -> tuple[tuple[View, ...], tuple[int, int]]:
+    """The dilation^2 interleaved sub-grids of the latent, padded at the top/left to a multiple of it."""
+    d = dilation
+    ph, pw = (-height) % d, (-width) % d
+    gh, gw = (height + ph) // d, (width + pw) // d
+    views = tuple(View("global", i - ph, j - pw, gh, gw, d) for i in range(d) for j in range(d))
+    return views, (ph, pw)
+
+
+def make_layout(height: int, width: int, window: tuple[int, int], stride: float, dilation: int,
+                rng: random.Random | None = None) -> Layout:
+    local, jitter = local_views(height, width, window, stride, rng)
+    glob, pad = global_views(height, width, dilation)
+    return Layout(local, glob, jitter, pad, dilation)
+
+
+def jitter_rng(seed: int, phase: int, evaluation: int) -> random.Random:
+    """A reproducible jitter stream per (seed, phase, model evaluation)."""
+    return random.Random(f"demofusion:{seed}:{phase}:{evaluation}")
