@@ -12,7 +12,7 @@ from .fusion import Condition, Predict, fused_prediction
 from .phases import Phase
 from .settings import DemoFusionSettings
 from .skip_residual import noised, noised_vp, skip_residual
-from .views import View, jitter_rng, make_layout
+from .views import View, jitter_rng, make_layout, size_multiple
 
 
 class PhaseRunner:
@@ -59,6 +59,7 @@ class PhaseRunner:
         s = self.settings
         rng = jitter_rng(self.seed, self.phase.index, self.evaluations) if s.random_jitter else None
         self.evaluations += 1
-        layout = make_layout(self.phase.height, self.phase.width, self.window, s.stride, self.phase.dilation, rng)
+        layout = make_layout(self.phase.height, self.phase.width, self.window, s.stride, self.phase.dilation, rng,
+                             multiple=size_multiple(self.window))
         return fused_prediction(predict, x_in, layout, c2=c2, blur_sigma=bs, view_batch_size=s.view_batch_size,
                                 condition=condition, v_sigma=v_sigma)

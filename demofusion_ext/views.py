@@ -57,11 +57,15 @@ def window_stride(window: tuple[int, int], stride: float) -> tuple[int, int]:
     return tuple(max(1, int(round(w * stride))) for w in window)
 
 
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
 def window_starts(length: int, window: int, stride: int) -> list[int]:
     """Starts of windows that cover [0, length): every `stride`, the last one flush with the end."""
     if length <= window:
         return [0]
-    n = -(-(length - window) // stride) + 1
+    n = _ceil_div(length - window, stride) + 1
     return [min(i * stride, length - window) for i in range(n)]
 
 
@@ -97,20 +101,33 @@ def local_views(height: int, width: int, window: tuple[int, int], stride: float,
     return tuple(views), (jh, jw)
 
 
-def global_views(height: int, width: int, dilation: int) -> tuple[tuple[View, ...], tuple[int, int]]:
-    """The dilation^2 interleaved sub-grids of the latent, padded at the top/left to a multiple of it."""
+def global_views(height: int, width: int, dilation: int, multiple: int = 1) -> tuple[tuple[View, ...], tuple[int, int]]:
+    """The dilation^2 interleaved sub-grids of the latent, padded at the top/left to a multiple of it.
+
+    `multiple` rounds the sub-grid size up (more top/left padding), for models that need sizes
+    divisible by their downsampling factor; padding cells are evaluated but never written back.
+    """
     d = dilation
-    ph, pw = (-height) % d, (-width) % d
-    gh, gw = (height + ph) // d, (width + pw) // d
+    gh = _ceil_div(_ceil_div(height, d), multiple) * multiple
+    gw = _ceil_div(_ceil_div(width, d), multiple) * multiple
+    ph, pw = gh * d - height, gw * d - width
     views = tuple(View("global", i - ph, j - pw, gh, gw, d) for i in range(d) for j in range(d))
     return views, (ph, pw)
 
 
 def make_layout(height: int, width: int, window: tuple[int, int], stride: float, dilation: int,
-                rng: random.Random | None = None) -> Layout:
+                rng: random.Random | None = None, multiple: int = 1) -> Layout:
     local, jitter = local_views(height, width, window, stride, rng)
-    glob, pad = global_views(height, width, dilation)
+    glob, pad = global_views(height, width, dilation, multiple)
     return Layout(local, glob, jitter, pad, dilation)
+
+
+def size_multiple(window: tuple[int, int], limit: int = 8) -> int:
+    """The largest power of two <= limit dividing both window sides: a view size the model already ran at."""
+    m = limit
+    while m > 1 and (window[0] % m or window[1] % m):
+        m //= 2
+    return m
 
 
 def jitter_rng(seed: int, phase: int, evaluation: int) -> random.Random:

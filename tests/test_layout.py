@@ -71,3 +71,10 @@ def test_view_extract_hint_blocks_follow_latent_cells():
         big = v.extract(hint, cell=8)
         assert big.shape[-2:] == (small.shape[-2] * 8, small.shape[-1] * 8)
         assert torch.equal(big[..., ::8, ::8], small)
+
+
+def test_global_views_can_round_their_size_up_for_the_model():
+    views, (ph, pw) = global_views(40, 30, 3, multiple=8)
+    assert all((v.height, v.width) == (16, 16) for v in views) and (ph, pw) == (8, 18)
+    cover = _coverage([View(v.kind, v.top + ph, v.left + pw, v.height, v.width, v.step) for v in views], 48, 48)
+    assert (cover == 1).all()

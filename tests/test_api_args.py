@@ -1,0 +1,36 @@
+import pytest
+
+from demofusion_ext.api_args import ARG_NAMES, INFOTEXT_KEYS, parse_args
+
+
+def test_positional_in_ui_order_and_named_dict_agree():
+    pos = [True, 3, 0.25, 8, 2.0, 1.0, 1.0, 1.0, False, 0.9, 512, True]
+    assert len(pos) == len(ARG_NAMES) == len(INFOTEXT_KEYS)
+    named = dict(zip(ARG_NAMES, pos))
+    assert parse_args(pos) == parse_args([named])
+    enabled, s = parse_args([{"enabled": True, "scale": 2.5}])
+    assert enabled and s.scale == 2.5 and s.view_batch_size == 16
+
+
+def test_disabled_needs_no_valid_settings():
+    assert parse_args([False]) == (False, None)
+    assert parse_args([]) == (False, None)
+    assert parse_args([{"scale": 3}]) == (False, None)
+
+
+@pytest.mark.parametrize("args,message", [
+    ([{"enabled": True, "scael": 3}], "unknown DemoFusion argument(s) 'scael'"),
+    ([{"enabled": "yes"}], "'enabled' = 'yes': expected true or false"),
+    ([{"enabled": True, "scale": "3"}], "'scale' = '3': expected a number"),
+    ([{"enabled": True, "scale": 12}], "'scale' = 12.0 is out of range"),
+    ([{"enabled": True, "view_batch_size": 2.5}], "'view_batch_size' = 2.5"),
+    ([True] + [2] * 20, "at most 12 positional arguments"),
+])
+def test_bad_arguments_are_named(args, message):
+    with pytest.raises(ValueError) as e:
+        parse_args(args)
+    assert message in str(e.value)
+
+
+def test_slider_floats_are_accepted_for_ints():
+    assert parse_args([True, 2.0, 0.5, 4.0])[1].view_batch_size == 4
