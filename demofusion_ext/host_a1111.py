@@ -18,6 +18,7 @@ import torch
 from modules import devices, processing, rng, sd_samplers, shared
 from modules.sd_samplers_common import InterruptedException
 
+from .counting import EvalCounter
 from .driver import upscale_latent
 from .phase_runner import PhaseRunner
 from .phases import plan_phases
@@ -68,6 +69,8 @@ class RunRecord:
     phases_done: int = 0
     phases_planned: int = 0
     error: str | None = None
+    unet_calls: int = 0           # model calls and rows (views x cond/uncond rows) in phases >= 2
+    unet_rows: int = 0
 
 
 def install(p, settings: DemoFusionSettings, record: RunRecord) -> None:
@@ -105,7 +108,7 @@ def run(p, original, settings, record, c, uc, seeds, subseeds, subseed_strength,
             break
         shared.state.nextjob()
         try:
-            out = run_phase(p, phase, (h, w), settings, result, z1, c, uc)
+            out = run_phase(p, phase, (h, w), settings, result, z1, c, uc, record)
         except InterruptedException:
             break
         except Exception as e:              # never lose the finished phases
@@ -134,7 +137,7 @@ def decode(p, latent: torch.Tensor, settings: DemoFusionSettings) -> torch.Tenso
                             out_dtype=torch.float32)
 
 
-def run_phase(p, phase, window, settings, previous, z1, c, uc) -> torch.Tensor:
+def run_phase(p, phase, window, settings, previous, z1, c, uc, record: RunRecord) -> torch.Tensor:
     z = upscale_latent(previous, phase.shape)
     p.rng = rng.ImageRNG(z.shape[1:], p.seeds, subseeds=p.subseeds, subseed_strength=p.subseed_strength,
                          seed_resize_from_h=0, seed_resize_from_w=0)
@@ -146,7 +149,8 @@ def run_phase(p, phase, window, settings, previous, z1, c, uc) -> torch.Tensor:
     if p.scripts is not None:
         p.scripts.process_before_every_sampling(p=p, x=z, noise=noise, c=c, uc=uc)
     timestep = sampler.config.name in TIMESTEP_SAMPLERS if sampler.config else False
-    with hooked(p, sampler, runner, timestep), restored(p, "denoising_strength", settings.phase_denoise), \
+    counter = EvalCounter(p.sd_model.apply_model)
+    with hooked(p, sampler, runner, timestep, counter), restored(p, "denoising_strength", settings.phase_denoise), \
             restored(shared.opts.data, "img2img_extra_noise", 0.0, item=True):
         if timestep and settings.phase_denoise >= 1:
             # sample_img2img of the timestep samplers starts one step late; start from x_T ourselves
@@ -157,6 +161,11 @@ def run_phase(p, phase, window, settings, previous, z1, c, uc) -> torch.Tensor:
         else:
             out = sampler.sample_img2img(p, z, noise, c, uc, steps=p.steps, image_conditioning=image_cond)
     p.sampler = None
+    record.unet_calls += counter.calls
+    record.unet_rows += counter.rows
+    print(f"[DemoFusion] phase {phase.index} at {phase.width * 8}x{phase.height * 8}: {runner.evaluations} fused "
+          f"evaluations, {counter.calls} UNet calls, {counter.rows} rows"
+          + (", SDXL crop coordinates per view" if CropColumns.find(p.sd_model) else ""))
     return anchor(out, z1)
 
 
@@ -178,12 +187,11 @@ def restored(obj, name, value, item=False):
 
 
 @contextlib.contextmanager
-def hooked(p, sampler, runner: PhaseRunner, timestep: bool):
+def hooked(p, sampler, runner: PhaseRunner, timestep: bool, apply_model):
     """The skip-residual hook on the sampler's CFG denoiser and the fusion hook on apply_model."""
     model = p.sd_model
     cfg = sampler.model_wrap_cfg
     cfg_forward = cfg.forward
-    apply_model = model.apply_model
     callback = sampler.callback_state
     second_order = bool(sampler.config and sampler.config.options.get("second_order"))
     # the first call of the run starts a step; after each step callback, a second-order

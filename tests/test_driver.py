@@ -3,7 +3,7 @@ import torch
 import pytest
 
 from demofusion_ext import DemoFusionSettings, EvalCounter, model_evaluations, plan_phases, run_demofusion
-from conftest import sd1_predict
+from tiny_models import sd1_predict
 
 FAST = dict(view_batch_size=16)
 

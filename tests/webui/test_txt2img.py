@@ -1,0 +1,162 @@
+"""DemoFusion in a real WebUI over HTTP: sizes, samplers, arguments, conflicts, control, clean-up."""
+import json
+import threading
+import time
+
+import pytest
+
+from webui_client import demofusion, images, plain_request
+
+ON = {"enabled": True}
+
+
+@pytest.mark.parametrize("scale,size,want", [(2, (128, 128), (256, 256)), (2.5, (128, 128), (320, 320)),
+                                             (2, (128, 96), (256, 192)), (3, (96, 64), (288, 192))])
+def test_final_image_is_scale_times_base(webui, scale, size, want):
+    status, r = webui.txt2img(demofusion([dict(ON, scale=scale)], width=size[0], height=size[1]))
+    assert status == 200, r
+    [img] = images(r)
+    assert img.size == want
+    info = r["info"]
+    for key in ["DemoFusion: True", f"DemoFusion scale: {float(scale)}", "DemoFusion stride: 0.5",
+                "DemoFusion view batch size: 16", "DemoFusion cosine scale 1: 3.0", "DemoFusion cosine scale 2: 1.0",
+                "DemoFusion cosine scale 3: 1.0", "DemoFusion sigma: 0.8", "DemoFusion jitter: True",
+                "DemoFusion phase denoise: 1.0", "DemoFusion decode tile: 1024", "DemoFusion phase images: False",
+                f"DemoFusion output size: {want[0]}x{want[1]}"]:
+        assert key in info
+
+
+def test_phase_images_follow_the_final_image(webui):
+    status, r = webui.txt2img(demofusion([dict(ON, scale=3, phase_images=True)]))
+    assert status == 200, r
+    assert [i.size for i in images(r)] == [(384, 384), (128, 128), (256, 256)]
+
+
+def test_every_listed_sampler_works_or_is_refused_by_name(webui):
+    if webui.kind != "sd1":
+        pytest.skip("sampler sweep runs on the SD1 model (the hooks are model-independent)")
+    outcome = {}
+    for s in webui.get("/sdapi/v1/samplers"):
+        status, r = webui.txt2img(demofusion([dict(ON, scale=2)], sampler_name=s["name"]))
+        if status == 200:
+            assert images(r)[0].size == (256, 256)
+            outcome[s["name"]] = "works"
+        else:
+            msg = r.get("errors", "")
+            assert f"'{s['name']}'" in msg and "Choose one of: " in msg and "Euler" in msg, msg
+            outcome[s["name"]] = "refused"
+    print("sampler outcomes:", outcome)
+    assert sorted(n for n, o in outcome.items() if o == "refused") == ["DPM adaptive", "DPM fast", "UniPC"]
+
+
+def test_every_schedule_type_works(webui):
+    if webui.kind != "sd1":
+        pytest.skip("schedule sweep runs on the SD1 model")
+    for sch in webui.get("/sdapi/v1/schedulers"):
+        for sampler in ("Euler", "Heun"):
+            status, r = webui.txt2img(demofusion([dict(ON, scale=2)], sampler_name=sampler, scheduler=sch["name"]))
+            assert status == 200 and images(r)[0].size == (256, 256), (sch["name"], sampler, r.get("errors"))
+
+
+def test_named_and_positional_arguments_give_the_same_image(webui):
+    named = {"enabled": True, "scale": 2.0, "stride": 0.5, "view_batch_size": 4, "sigma": 1.0}
+    positional = [True, 2.0, 0.5, 4, 3.0, 1.0, 1.0, 1.0, True, 1.0, 1024, False]
+    a, b = webui.txt2img(demofusion([named])), webui.txt2img(demofusion(positional))
+    assert a[0] == b[0] == 200 and a[1]["images"] == b[1]["images"]
+
+
+@pytest.mark.parametrize("args,message", [
+    ({"enabled": True, "scael": 2}, "unknown DemoFusion argument(s) 'scael'"),
+    ({"enabled": True, "scale": "big"}, "'scale' = 'big': expected a number"),
+    ({"enabled": True, "scale": 20}, "'scale' = 20.0 is out of range: allowed 1 .. 8"),
+    ({"enabled": "on"}, "'enabled' = 'on': expected true or false"),
+])
+def test_bad_arguments_fail_the_request_naming_them(webui, args, message):
+    status, r = webui.txt2img(demofusion([args]))
+    assert status == 500 and message in r.get("errors", ""), r
+
+
+def test_hires_fix_is_refused(webui):
+    status, r = webui.txt2img(demofusion([dict(ON)], enable_hr=True, hr_scale=2, hr_upscaler="Latent"))
+    assert status == 500 and "Hires. fix" in r["errors"]
+
+
+def test_batches_give_one_image_per_seed(webui):
+    status, r = webui.txt2img(demofusion([dict(ON, scale=2)], batch_size=2, n_iter=2))
+    assert status == 200, r
+    imgs = images(r)
+    assert [i.size for i in imgs] == [(256, 256)] * 4
+    assert len({i.tobytes() for i in imgs}) == 4
+    assert json.loads(r["info"])["all_seeds"] == [1234, 1235, 1236, 1237]
+
+
+def _poll_progress(webui, seen, stop):
+    while not stop.is_set():
+        p = webui.get("/sdapi/v1/progress?skip_current_image=true")
+        seen.append(p["state"])
+        time.sleep(0.05)
+
+
+def test_progress_covers_all_phases(webui):
+    seen, stop = [], threading.Event()
+    t = threading.Thread(target=_poll_progress, args=(webui, seen, stop))
+    t.start()
+    try:
+        status, r = webui.txt2img(demofusion([dict(ON, scale=3)], steps=8, width=192, height=192))
+    finally:
+        stop.set()
+        t.join()
+    assert status == 200
+    assert any(s["job_count"] == 3 for s in seen), seen[:5]
+    assert max(s["job_no"] for s in seen) >= 1
+
+
+def test_interrupt_returns_the_last_finished_phase_and_leaves_nothing_behind(webui):
+    result = {}
+
+    def run():
+        result["r"] = webui.txt2img(demofusion([dict(ON, scale=3)], steps=30, width=192, height=192))
+    t = threading.Thread(target=run)
+    t.start()
+    deadline = time.time() + 120
+    while time.time() < deadline:          # interrupt once phase 2 has started
+        if webui.get("/sdapi/v1/progress?skip_current_image=true")["state"]["job_no"] >= 1:
+            break
+        time.sleep(0.05)
+    t0 = time.time()
+    webui.call("POST", "/sdapi/v1/interrupt")
+    t.join()
+    stopped_after = time.time() - t0
+    status, r = result["r"]
+    assert status == 200, r
+    assert images(r)[0].size in [(192, 192), (384, 384)]     # phase 1 or 2, never a partial phase
+    assert stopped_after < 30
+    assert webui.txt2img(plain_request())[1]["images"][0] == webui.baseline
+
+
+def test_plain_generation_is_byte_identical_after_success_and_errors(webui):
+    assert webui.txt2img(demofusion([dict(ON, scale=2.5)]))[0] == 200
+    assert webui.txt2img(plain_request())[1]["images"][0] == webui.baseline
+    assert webui.txt2img(demofusion([dict(ON)], sampler_name="UniPC"))[0] == 500
+    assert webui.txt2img(plain_request())[1]["images"][0] == webui.baseline
+    assert webui.txt2img(demofusion([{"enabled": True, "scale": 99}]))[0] == 500
+    assert webui.txt2img(plain_request())[1]["images"][0] == webui.baseline
+    # disabled: exactly the plain image
+    assert webui.txt2img(demofusion([{"enabled": False, "scale": 3}]))[1]["images"][0] == webui.baseline
+
+
+def test_phases_run_fused_views_through_the_unet(webui):
+    """The harness log shows each phase's fused evaluations: 9 windows + 4 dilated views, cond and uncond rows."""
+    if webui.log is None:
+        pytest.skip("server log unknown for a server given by URL")
+    before = webui.log.read_text().count("[DemoFusion] phase 2")
+    status, r = webui.txt2img(demofusion([dict(ON, scale=2, view_batch_size=4)]))
+    assert status == 200
+    lines = [ln for ln in webui.log.read_text().splitlines() if ln.startswith("[DemoFusion] phase 2")]
+    assert len(lines) == before + 1
+    words = lines[-1].split()
+    evals, calls, rows = int(words[5]), int(words[8]), int(words[11].rstrip(","))
+    assert evals == 4
+    # (9 + 4) views x 2 rows per evaluation in ceil(13 / 4) calls; at t = 0 (c2 = 0) only the 9 windows
+    assert (calls, rows) in [(4 * 4, 4 * 26), (3 * 4 + 3, 3 * 26 + 18)], lines[-1]
+    assert ("SDXL crop coordinates per view" in lines[-1]) == (webui.kind == "sdxl")
