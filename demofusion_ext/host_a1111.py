@@ -169,10 +169,13 @@ def run_phase(p, phase, window, settings, previous, z1, c, uc, record: RunRecord
     return anchor(out, z1)
 
 
+_MISSING = object()
+
+
 @contextlib.contextmanager
 def restored(obj, name, value, item=False):
-    """Set an attribute (or dict item) for the block and put the old one back."""
-    old = obj.get(name) if item else getattr(obj, name)
+    """Set an attribute (or dict item) for the block, then put back exactly what was there (or nothing)."""
+    old = obj.get(name, _MISSING) if item else getattr(obj, name, _MISSING)
     if item:
         obj[name] = value
     else:
@@ -180,7 +183,9 @@ def restored(obj, name, value, item=False):
     try:
         yield
     finally:
-        if item:
+        if old is _MISSING:
+            obj.pop(name, None) if item else delattr(obj, name)
+        elif item:
             obj[name] = old
         else:
             setattr(obj, name, old)

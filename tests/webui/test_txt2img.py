@@ -135,7 +135,9 @@ def test_interrupt_returns_the_last_finished_phase_and_leaves_nothing_behind(web
 
 
 def test_plain_generation_is_byte_identical_after_success_and_errors(webui):
+    options = webui.get("/sdapi/v1/options")
     assert webui.txt2img(demofusion([dict(ON, scale=2.5)]))[0] == 200
+    assert webui.get("/sdapi/v1/options") == options
     assert webui.txt2img(plain_request())[1]["images"][0] == webui.baseline
     assert webui.txt2img(demofusion([dict(ON)], sampler_name="UniPC"))[0] == 500
     assert webui.txt2img(plain_request())[1]["images"][0] == webui.baseline
