@@ -13,9 +13,10 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
-from modules import devices, processing, rng, sd_samplers, shared
+from modules import devices, images, processing, rng, sd_samplers, shared
 from modules.sd_samplers_common import InterruptedException
 
 from .counting import EvalCounter
@@ -56,8 +57,9 @@ def check_request(p) -> None:
                               "(DemoFusion's scale sets the final size).")
     if getattr(p, "refiner_checkpoint", None) not in (None, "", "None"):
         raise DemoFusionError("DemoFusion does not support the Refiner: turn the Refiner off.")
-    if isinstance(p, processing.StableDiffusionProcessingImg2Img):
-        raise DemoFusionError("DemoFusion in img2img is not available yet: use txt2img.")
+    if getattr(p, "image_mask", None) is not None:
+        raise DemoFusionError("DemoFusion cannot inpaint: remove the mask (use the img2img tab without a mask "
+                              "to enlarge the whole picture).")
     if getattr(shared.sd_model, "is_sd3", False):
         raise DemoFusionError("DemoFusion supports SD1.x, SD2.x and SDXL checkpoints, not SD3.")
 
@@ -94,7 +96,41 @@ def interrupted() -> bool:
     return bool(shared.state.interrupted or shared.state.skipped)
 
 
+def is_img2img(p) -> bool:
+    return isinstance(p, processing.StableDiffusionProcessingImg2Img)
+
+
+def encode_init_tiled(p, settings: DemoFusionSettings) -> None:
+    """img2img: a large init picture is encoded again with the tiled encoder (the WebUI encoded it whole)."""
+    if p.width * p.height <= settings.decode_tile_size ** 2:
+        return
+    from .tiled_vae import tiled_encode
+    pictures = [np.asarray(images.resize_image(p.resize_mode, img.convert("RGB"), p.width, p.height))
+                for img in p.init_images]
+    batch = torch.from_numpy(np.stack(pictures)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    if len(pictures) == 1 and p.batch_size > 1:
+        batch = batch.expand(p.batch_size, -1, -1, -1)
+    model = p.sd_model
+
+    def encode(x):
+        x = x.to(shared.device, devices.dtype_vae)
+        return model.get_first_stage_encoding(model.encode_first_stage(x))
+    with torch.no_grad():
+        tile = settings.decode_tile_size
+        p.init_latent = tiled_encode(encode, batch, tile=tile, overlap=tile // 4).to(p.init_latent)
+
+
+def show_preview(latent: torch.Tensor) -> None:
+    """The finished phase in the WebUI's live preview, with the cheap preview decoder the user chose."""
+    try:
+        shared.state.assign_current_image(sd_samplers.sample_to_image(latent, 0))
+    except Exception as e:          # a preview must never cost the image
+        print(f"[DemoFusion] no live preview: {e}")
+
+
 def run(p, original, settings, record, c, uc, seeds, subseeds, subseed_strength, prompts):
+    if is_img2img(p):
+        encode_init_tiled(p, settings)
     z1 = original(conditioning=c, unconditional_conditioning=uc, seeds=seeds, subseeds=subseeds,
                   subseed_strength=subseed_strength, prompts=prompts)
     h, w = z1.shape[-2:]
@@ -118,6 +154,7 @@ def run(p, original, settings, record, c, uc, seeds, subseeds, subseed_strength,
         if interrupted():                   # the sampler returned a partial phase
             break
         result, done = out, phase
+        show_preview(result)
         if settings.phase_images and phase is not phases[-1]:
             record.phase_images.append((phase, decode(p, result, settings)))
     record.phases_done = done.index
@@ -150,9 +187,11 @@ def run_phase(p, phase, window, settings, previous, z1, c, uc, record: RunRecord
         p.scripts.process_before_every_sampling(p=p, x=z, noise=noise, c=c, uc=uc)
     timestep = sampler.config.name in TIMESTEP_SAMPLERS if sampler.config else False
     counter = EvalCounter(p.sd_model.apply_model)
-    with hooked(p, sampler, runner, timestep, counter), restored(p, "denoising_strength", settings.phase_denoise), \
+    # img2img: the user's denoising strength also bounds how far the enlarged phases may depart
+    strength = settings.phase_denoise * (p.denoising_strength if is_img2img(p) else 1.0)
+    with hooked(p, sampler, runner, timestep, counter), restored(p, "denoising_strength", strength), \
             restored(shared.opts.data, "img2img_extra_noise", 0.0, item=True):
-        if timestep and settings.phase_denoise >= 1:
+        if timestep and strength >= 1:
             # sample_img2img of the timestep samplers starts one step late; start from x_T ourselves
             t_first = int(sampler.get_timesteps(p, p.steps)[-1])
             a = p.sd_model.alphas_cumprod[t_first].to(z.device, z.dtype)

@@ -37,7 +37,7 @@ def plan_phases(base_height: int, base_width: int, scale: float) -> list[Phase]:
     scales = [float(k) for k in range(1, int(math.floor(scale)) + 1)]
     if scale > scales[-1]:
         scales.append(float(scale))
-    return [Phase(i + 1, s, round(s * base_height), round(s * base_width), dilation_for(s))
+    return [Phase(i + 1, s, int(s * base_height + 0.5), int(s * base_width + 0.5), dilation_for(s))
             for i, s in enumerate(scales)]
 
 

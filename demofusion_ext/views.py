@@ -54,7 +54,7 @@ class Layout:
 
 
 def window_stride(window: tuple[int, int], stride: float) -> tuple[int, int]:
-    return tuple(max(1, int(round(w * stride))) for w in window)
+    return tuple(max(1, int(w * stride + 0.5)) for w in window)      # half up, as the UI's JavaScript
 
 
 def _ceil_div(a: int, b: int) -> int:

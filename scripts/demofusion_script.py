@@ -1,12 +1,12 @@
 """DemoFusion: the always-on WebUI script. Translates between the WebUI (UI, API, infotext) and the engine."""
 import gradio as gr
 
-from modules import scripts, shared
+from modules import script_callbacks, scripts, shared
 from modules.ui_components import InputAccordion
 
 from demofusion_ext.api_args import ARG_NAMES, INFOTEXT_KEYS, parse_args
 from demofusion_ext.phases import plan_phases
-from demofusion_ext.settings import DemoFusionSettings
+from demofusion_ext.settings import LIMITS, DemoFusionSettings
 
 DEFAULTS = DemoFusionSettings()
 
@@ -63,7 +63,9 @@ class DemoFusionScript(scripts.Script):
                                          info="Move windows a little at every step: fewer seams", elem_id=eid("random_jitter"))
         controls = [enabled, scale, stride, view_batch, c1, c2, c3, sigma, jitter, phase_denoise, tile, phase_images]
         assert len(controls) == len(ARG_NAMES)
-        self.infotext_fields = [(c, INFOTEXT_KEYS[n]) for c, n in zip(controls, ARG_NAMES)]
+        # pasting an image without DemoFusion keys turns DemoFusion off
+        self.infotext_fields = [(enabled, lambda d: INFOTEXT_KEYS["enabled"] in d)]
+        self.infotext_fields += [(c, pasted(n)) for c, n in zip(controls[1:], ARG_NAMES[1:])]
         self.paste_field_names = [INFOTEXT_KEYS[n] for n in ARG_NAMES]
         return controls
 
@@ -71,7 +73,7 @@ class DemoFusionScript(scripts.Script):
         from demofusion_ext import host_a1111 as host
         self.record = None
         try:
-            enabled, settings = parse_args(args)
+            enabled, settings = parse_args(xyz_overrides(p, args))
         except ValueError as e:
             host.refuse(p, e)
             return
@@ -101,11 +103,65 @@ class DemoFusionScript(scripts.Script):
         self.record = None
         if record.error:
             processed.comments = (processed.comments or "") + f"\nDemoFusion: {record.error}"
-        for phase, images in record.phase_images:
-            from modules import images as webui_images
-            for i, img in enumerate(images):
-                pil = webui_images.Image.fromarray(
-                    (((img.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()))
-                processed.images.append(pil)
-                processed.infotexts.append(f"DemoFusion phase {phase.index} of {record.phases_planned} "
-                                           f"({pil.width}x{pil.height})")
+        add_phase_images(p, processed, record)
+
+
+def pasted(name):
+    """The PNG-info key of a control; true/false keys need a reader, since bool("False") is True."""
+    key = INFOTEXT_KEYS[name]
+    if LIMITS[name].kind is not bool:
+        return key
+    return lambda d: None if key not in d else str(d[key]).lower() == "true"
+
+
+def add_phase_images(p, processed, record):
+    """Phase images go after every final image, labelled, and are saved beside them with a suffix."""
+    from modules import images as webui_images
+    from modules.shared import opts
+    first = processed.index_of_first_image
+    batch = 0
+    for phase, decoded in record.phase_images:
+        if phase.index == 1:
+            batch += 1
+        for i, img in enumerate(decoded):
+            k = (batch - 1) * p.batch_size + i              # the final image this phase belongs to
+            pil = webui_images.Image.fromarray(((img.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy())
+            final_info = processed.infotexts[min(first + k, len(processed.infotexts) - 1)]
+            info = f"{final_info}, DemoFusion phase: {phase.index} of {record.phases_planned}"
+            processed.images.append(pil)
+            processed.infotexts.append(info)
+            if p.save_samples():
+                webui_images.save_image(pil, p.outpath_samples, "", p.all_seeds[k], p.all_prompts[k], opts.samples_format,
+                                        info=info, p=p, suffix=f"-demofusion-phase{phase.index}")
+
+
+def xyz_overrides(p, args):
+    """Values an XYZ plot axis set on p (see add_axis_options) override the UI's and turn DemoFusion on."""
+    values = getattr(p, "demofusion_ext_xyz", None)
+    if not values:
+        return args
+    named = dict(args[0]) if args and isinstance(args[0], dict) else dict(zip(ARG_NAMES, args))
+    named.update(values, enabled=True)
+    return [named]
+
+
+def add_axis_options():
+    xyz = [x for x in scripts.scripts_data if x.script_class.__module__ == "xyz_grid.py"]
+    if not xyz:
+        return
+    xyz_grid = xyz[0].module
+
+    def setter(name):
+        def apply(p, value, _):
+            values = getattr(p, "demofusion_ext_xyz", {})
+            values[name] = float(value)
+            p.demofusion_ext_xyz = values
+        return apply
+    xyz_grid.axis_options.extend([
+        xyz_grid.AxisOption("[DemoFusion] Scale", float, setter("scale")),
+        xyz_grid.AxisOption("[DemoFusion] Window stride", float, setter("stride")),
+        xyz_grid.AxisOption("[DemoFusion] Sigma", float, setter("sigma")),
+    ])
+
+
+script_callbacks.on_before_ui(add_axis_options)

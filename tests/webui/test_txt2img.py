@@ -162,3 +162,42 @@ def test_phases_run_fused_views_through_the_unet(webui):
     # (9 + 4) views x 2 rows per evaluation in ceil(13 / 4) calls; at t = 0 (c2 = 0) only the 9 windows
     assert (calls, rows) in [(4 * 4, 4 * 26), (3 * 4 + 3, 3 * 26 + 18)], lines[-1]
     assert ("SDXL crop coordinates per view" in lines[-1]) == (webui.kind == "sdxl")
+
+
+def test_each_finished_phase_shows_in_the_live_preview(webui):
+    """Between phases the preview shows the phase just finished (here with the WebUI's preview decoder)."""
+    import base64
+    import io
+    from PIL import Image
+    seen, stop = set(), threading.Event()
+
+    def poll():
+        while not stop.is_set():
+            img = webui.get("/sdapi/v1/progress")["current_image"]
+            if img:
+                seen.add(Image.open(io.BytesIO(base64.b64decode(img))).size)
+            time.sleep(0.02)
+    t = threading.Thread(target=poll)
+    t.start()
+    try:
+        status, _ = webui.txt2img(demofusion([dict(ON, scale=3)], steps=6, width=128, height=128))
+    finally:
+        stop.set()
+        t.join()
+    assert status == 200
+    print("preview sizes seen:", sorted(seen))
+    # the preview decoder's scale is the WebUI's choice; phases 2 and 3 are 2x and 3x the base, so their
+    # previews are in the ratio 3 : 2
+    assert any(3 * a[0] == 2 * b[0] for a in seen for b in seen), seen
+
+
+def test_saved_phase_images_sit_beside_the_final_image_with_a_suffix(webui):
+    if webui.log is None:
+        pytest.skip("the output folder is known only for a harness server started here")
+    outputs = webui.log.parents[1] / "webui" / "outputs" / "txt2img-images"
+    before = set(outputs.rglob("*.png")) if outputs.exists() else set()
+    status, r = webui.txt2img(demofusion([dict(ON, scale=3, phase_images=True)], save_images=True))
+    assert status == 200
+    new = sorted(p.name for p in set(outputs.rglob("*.png")) - before)
+    assert len(new) == 3 and sum("-demofusion-phase1" in n for n in new) == 1 and \
+        sum("-demofusion-phase2" in n for n in new) == 1, new

@@ -67,21 +67,19 @@ def _harness_missing():
     return None
 
 
-@pytest.fixture(scope="session", params=["sd1", "sdxl"])
-def webui(request):
-    """A WebUI with this extension per tiny model; its baseline plain image is taken before any DemoFusion run."""
-    kind = request.param
-    url = os.environ.get(f"DEMOFUSION_WEBUI_{kind.upper()}")
+def _serve(kind, port, env_name, ui_mode=False):
+    """Yield a WebUI for `kind`: the server named by $env_name, or a harness server started here."""
+    url = os.environ.get(env_name)
     started = None
     if not url:
         missing = _harness_missing()
         if missing:
             pytest.skip(missing)
-        ckpt, port = MODELS[kind]
         env = dict(os.environ, EXTENSION=str(REPO), PORT=str(port),
-                   CKPT=str(HARNESS / "webui" / "models" / "Stable-diffusion" / ckpt))
+                   CKPT=str(HARNESS / "webui" / "models" / "Stable-diffusion" / MODELS[kind][0]))
         subprocess.run([str(BIN / "stop_webui.sh"), str(port)], env=env, capture_output=True)
-        out = subprocess.run([str(BIN / "start_webui.sh")], env=env, capture_output=True, text=True)
+        out = subprocess.run([str(BIN / "start_webui.sh")] + (["--ui"] if ui_mode else []), env=env,
+                             capture_output=True, text=True)
         if out.returncode:
             pytest.fail(f"harness WebUI did not start: {out.stdout[-2000:]} {out.stderr[-2000:]}")
         url, started = f"http://127.0.0.1:{port}", (port, env)
@@ -92,3 +90,15 @@ def webui(request):
     yield ui
     if started:
         subprocess.run([str(BIN / "stop_webui.sh"), str(started[0])], env=started[1], capture_output=True)
+
+
+@pytest.fixture(scope="session", params=["sd1", "sdxl"])
+def webui(request):
+    """An API-only WebUI with this extension per tiny model; its baseline plain image comes before any DemoFusion run."""
+    yield from _serve(request.param, MODELS[request.param][1], f"DEMOFUSION_WEBUI_{request.param.upper()}")
+
+
+@pytest.fixture(scope="session")
+def webui_ui():
+    """The SD1 WebUI with its gradio UI (and API): what a browser sees, XYZ plot axes, infotext paste."""
+    yield from _serve("sd1", 7870, "DEMOFUSION_WEBUI_UI", ui_mode=True)

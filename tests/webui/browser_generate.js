@@ -1,0 +1,52 @@
+// Drive the txt2img tab in headless Chromium: enable DemoFusion, read the computed size, generate at scale 2
+// with phase images, and report what the gallery shows. Prints one JSON line; saves screenshots in OUT_DIR.
+// usage: node browser_generate.js URL OUT_DIR   (PLAYWRIGHT_CORE: path of playwright-core)
+const path = require('path');
+const { chromium } = require(process.env.PLAYWRIGHT_CORE);
+const [url, out] = process.argv.slice(2);
+
+async function setNumber(page, id, value) {
+  const input = page.locator(`#${id} input[type=number]`);
+  await input.fill(String(value));
+  await input.press('Enter');
+}
+
+(async () => {
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
+           '--disable-component-update', '--disable-sync', '--disable-quic', '--no-first-run'] });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1500, height: 1300 } });
+    await page.goto(url, { waitUntil: 'domcontentloaded', timeout: 180000 });
+    await page.locator('#txt2img_prompt textarea').waitFor({ timeout: 180000 });
+    await page.locator('#txt2img_prompt textarea').fill('a photo of a cat');
+    await setNumber(page, 'txt2img_steps', 4);
+    await setNumber(page, 'txt2img_width', 128);
+    await setNumber(page, 'txt2img_height', 128);
+    await page.locator('#demofusion_ext_txt2img_enabled input[type=checkbox]').first().check();
+    await page.locator('#demofusion_ext_txt2img_enabled .label-wrap').first().click();
+    await setNumber(page, 'demofusion_ext_txt2img_scale', 2);
+    await page.locator('#demofusion_ext_txt2img_phase_images input[type=checkbox]').check();
+    const note = page.locator('#demofusion_ext_txt2img_scale .demofusion-output-size');
+    await page.waitForFunction(() => {
+      const n = document.querySelector('gradio-app').querySelector('#demofusion_ext_txt2img_scale .demofusion-output-size');
+      return n && n.textContent.includes('256 x 256');
+    }, null, { timeout: 30000 });
+    const noteText = await note.innerText();
+    await page.locator('#demofusion_ext_txt2img_enabled').scrollIntoViewIfNeeded();
+    await page.screenshot({ path: path.join(out, 'accordion.png') });
+    await page.locator('#txt2img_generate').click();
+    await page.locator('#html_info_txt2img').last().getByText('DemoFusion output size').waitFor({ timeout: 180000 });
+    await page.waitForFunction(() => document.querySelectorAll('#txt2img_gallery .grid-wrap .thumbnail-item img').length >= 2,
+                               null, { timeout: 60000 });
+    const sizes = await page.$$eval('#txt2img_gallery .grid-wrap .thumbnail-item img', imgs => Promise.all(imgs.map(i =>
+      new Promise(r => { const im = new Image(); im.onload = () => r([im.naturalWidth, im.naturalHeight]); im.src = i.src; }))));
+    await page.waitForFunction(() => { const b = document.querySelector('gradio-app').querySelector('#txt2img_interrupt');
+      return !b || getComputedStyle(b).display === 'none'; }, null, { timeout: 60000 });
+    const info = await page.locator('#html_info_txt2img').last().innerText();
+    await page.screenshot({ path: path.join(out, 'generated.png') });
+    console.log(JSON.stringify({ note: noteText, gallery: sizes, info }));
+  } finally {
+    await browser.close();
+  }
+})().catch(e => { console.error(e); process.exit(1); });

@@ -1,0 +1,69 @@
+"""img2img upscaling with DemoFusion in a real WebUI."""
+import base64
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from webui_client import demofusion, images, plain_request
+
+ON = {"enabled": True}
+
+
+def picture(size=(128, 128)):
+    """A smooth test picture: colour gradients with a disc, so similarity measures mean something."""
+    w, h = size
+    y, x = np.mgrid[0:h, 0:w] / max(w, h)
+    rgb = np.stack([x, y, 1 - x * y], -1)
+    rgb[(x - 0.5) ** 2 + (y - 0.5) ** 2 < 0.08] = [0.9, 0.2, 0.1]
+    buf = io.BytesIO()
+    Image.fromarray((rgb * 255).astype(np.uint8)).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def img2img_request(args, strength=0.5, **kw):
+    req = demofusion(args, init_images=[picture()], denoising_strength=strength, **kw)
+    return req
+
+
+def psnr(a: Image.Image, b: Image.Image) -> float:
+    x = np.asarray(a.convert("RGB").resize(b.size, Image.BICUBIC), dtype=np.float64)
+    y = np.asarray(b.convert("RGB"), dtype=np.float64)
+    return float(10 * np.log10(255 ** 2 / ((x - y) ** 2).mean()))
+
+
+def test_img2img_scale_two_from_a_128_picture(webui):
+    status, r = webui.call("POST", "/sdapi/v1/img2img", img2img_request([dict(ON, scale=2)]))
+    assert status == 200, r
+    [img] = images(r)
+    assert img.size == (256, 256)
+    assert "DemoFusion scale: 2.0" in r["info"] and "Denoising strength: 0.5" in r["info"]
+
+
+def test_lower_strength_stays_closer_to_the_picture(webui):
+    # The tiny model's random VAE neither reproduces pictures nor decodes an enlarged latent like an enlarged
+    # picture, so the reference is the picture as this pipeline sees it unchanged: DemoFusion at strength 0.02
+    # (the init latent, enlarged and decoded, with almost no denoising).
+    def run(strength):
+        status, r = webui.call("POST", "/sdapi/v1/img2img", img2img_request([dict(ON, scale=2)], strength, steps=8))
+        assert status == 200, r
+        return images(r)[0]
+    reference = run(0.02)
+    scores = [psnr(run(s), reference) for s in (0.05, 0.2, 0.5, 1.0)]
+    print("PSNR against the unchanged picture by strength 0.05/0.2/0.5/1.0:", [round(s, 2) for s in scores])
+    assert scores == sorted(scores, reverse=True) and scores[0] - scores[-1] > 3
+
+
+def test_img2img_phase_images_in_order(webui):
+    status, r = webui.call("POST", "/sdapi/v1/img2img", img2img_request([dict(ON, scale=3, phase_images=True)]))
+    assert status == 200, r
+    assert [i.size for i in images(r)] == [(384, 384), (128, 128), (256, 256)]
+    infos = __import__("json").loads(r["info"])["infotexts"]
+    assert infos[1].endswith("DemoFusion phase: 1 of 3") and infos[2].endswith("DemoFusion phase: 2 of 3")
+
+
+def test_masks_are_refused(webui):
+    status, r = webui.call("POST", "/sdapi/v1/img2img", img2img_request([dict(ON)], mask=picture()))
+    assert status == 500 and "cannot inpaint" in r["errors"]
+    assert webui.txt2img(plain_request())[1]["images"][0] == webui.baseline
