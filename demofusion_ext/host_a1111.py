@@ -19,6 +19,7 @@ import torch
 from modules import devices, images, processing, rng, sd_samplers, shared
 from modules.sd_samplers_common import InterruptedException
 
+from .controlnet_hints import PhaseHints, unsupported_unit
 from .counting import EvalCounter
 from .driver import upscale_latent
 from .phase_runner import PhaseRunner
@@ -128,7 +129,27 @@ def show_preview(latent: torch.Tensor) -> None:
         print(f"[DemoFusion] no live preview: {e}")
 
 
+def controlnet_units(p) -> list:
+    """sd-webui-controlnet's enabled units (their ControlParams), found without importing ControlNet."""
+    for script in (p.scripts.alwayson_scripts if p.scripts is not None else []):
+        if script.title() == "ControlNet":
+            network = getattr(script, "latest_network", None)
+            return list(network.control_params) if network is not None else []
+    return []
+
+
+def check_controlnet_units(p) -> None:
+    """Refuse, before phase 1, units whose control cannot be cut into views."""
+    for i, param in enumerate(controlnet_units(p)):
+        reason = unsupported_unit(param)
+        if reason:
+            raise DemoFusionError(f"DemoFusion cannot serve ControlNet unit {i} per view: {reason}. "
+                                  f"Disable that unit, or use a ControlNet model with an image hint (canny, depth, "
+                                  f"lineart, tile, ...) and a preprocessor that is not inpaint or reference.")
+
+
 def run(p, original, settings, record, c, uc, seeds, subseeds, subseed_strength, prompts):
+    check_controlnet_units(p)
     if is_img2img(p):
         encode_init_tiled(p, settings)
     z1 = original(conditioning=c, unconditional_conditioning=uc, seeds=seeds, subseeds=subseeds,
@@ -187,9 +208,11 @@ def run_phase(p, phase, window, settings, previous, z1, c, uc, record: RunRecord
         p.scripts.process_before_every_sampling(p=p, x=z, noise=noise, c=c, uc=uc)
     timestep = sampler.config.name in TIMESTEP_SAMPLERS if sampler.config else False
     counter = EvalCounter(p.sd_model.apply_model)
+    units = controlnet_units(p)
+    hints = PhaseHints(units, phase.shape) if units else None
     # img2img: the user's denoising strength also bounds how far the enlarged phases may depart
     strength = settings.phase_denoise * (p.denoising_strength if is_img2img(p) else 1.0)
-    with hooked(p, sampler, runner, timestep, counter), restored(p, "denoising_strength", strength), \
+    with hooked(p, sampler, runner, timestep, counter, hints), restored(p, "denoising_strength", strength), \
             restored(shared.opts.data, "img2img_extra_noise", 0.0, item=True):
         if timestep and strength >= 1:
             # sample_img2img of the timestep samplers starts one step late; start from x_T ourselves
@@ -204,7 +227,9 @@ def run_phase(p, phase, window, settings, previous, z1, c, uc, record: RunRecord
     record.unet_rows += counter.rows
     print(f"[DemoFusion] phase {phase.index} at {phase.width * 8}x{phase.height * 8}: {runner.evaluations} fused "
           f"evaluations, {counter.calls} UNet calls, {counter.rows} rows"
-          + (", SDXL crop coordinates per view" if CropColumns.find(p.sd_model) else ""))
+          + (", SDXL crop coordinates per view" if CropColumns.find(p.sd_model) else "")
+          + (f", {len(units)} ControlNet unit(s) per view, phase hints {hints.nbytes / 2 ** 20:.2f} MiB on the CPU"
+             if hints else ""))
     return anchor(out, z1)
 
 
@@ -231,7 +256,7 @@ def restored(obj, name, value, item=False):
 
 
 @contextlib.contextmanager
-def hooked(p, sampler, runner: PhaseRunner, timestep: bool, apply_model):
+def hooked(p, sampler, runner: PhaseRunner, timestep: bool, apply_model, hints: PhaseHints | None = None):
     """The skip-residual hook on the sampler's CFG denoiser and the fusion hook on apply_model."""
     model = p.sd_model
     cfg = sampler.model_wrap_cfg
@@ -270,10 +295,11 @@ def hooked(p, sampler, runner: PhaseRunner, timestep: bool, apply_model):
             if interrupted():
                 raise InterruptedException
             n = xb.shape[0] // rows
-            return apply_model(xb, t.repeat(n), cond=kw["cond"], *args, **kwargs)
+            with hints.serving(kw["views"], rows, xb.device) if hints else contextlib.nullcontext():
+                return apply_model(xb, t.repeat(n), cond=kw["cond"], *args, **kwargs)
 
         def condition(views):
-            return {"cond": split_cond(cond, views, rows, x.shape[-2:], crop)}
+            return {"cond": split_cond(cond, views, rows, x.shape[-2:], crop), "views": views}
         v_sigma = None
         if v_model:
             a = model.alphas_cumprod[int(round(tv))].to(x.device, x.dtype)

@@ -115,10 +115,12 @@ def pasted(name):
 
 
 def add_phase_images(p, processed, record):
-    """Phase images go after every final image, labelled, and are saved beside them with a suffix."""
+    """Phase images go right after the final images (before what other scripts appended without an infotext,
+    such as ControlNet's detected maps), labelled, and are saved beside the final images with a suffix."""
     from modules import images as webui_images
     from modules.shared import opts
     first = processed.index_of_first_image
+    at = len(processed.infotexts)              # the end of the images the WebUI itself produced
     batch = 0
     for phase, decoded in record.phase_images:
         if phase.index == 1:
@@ -128,8 +130,9 @@ def add_phase_images(p, processed, record):
             pil = webui_images.Image.fromarray(((img.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy())
             final_info = processed.infotexts[min(first + k, len(processed.infotexts) - 1)]
             info = f"{final_info}, DemoFusion phase: {phase.index} of {record.phases_planned}"
-            processed.images.append(pil)
-            processed.infotexts.append(info)
+            processed.images.insert(at, pil)
+            processed.infotexts.insert(at, info)
+            at += 1
             if p.save_samples():
                 webui_images.save_image(pil, p.outpath_samples, "", p.all_seeds[k], p.all_prompts[k], opts.samples_format,
                                         info=info, p=p, suffix=f"-demofusion-phase{phase.index}")

@@ -1,0 +1,181 @@
+"""DemoFusion with sd-webui-controlnet units in a real WebUI: per-view hints, both folder orders, clean-up."""
+import base64
+import io
+import json
+import os
+import subprocess
+import threading
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from webui_client import BIN, HARNESS, REPO, WebUI, demofusion, images, plain_request
+
+CN = HARNESS / "webui" / "extensions" / "sd-webui-controlnet"
+EXT = HARNESS / "webui" / "extensions"
+MODEL = {"sd1": ("tiny-sd15.safetensors", "control_tiny_sd15"), "sdxl": ("tiny-sdxl.safetensors", "control_tiny_sdxl")}
+PORT = 7873
+
+
+def png(rgb):
+    b = io.BytesIO()
+    Image.fromarray((np.clip(rgb, 0, 1) * 255).round().astype(np.uint8)).save(b, format="PNG")
+    return base64.b64encode(b.getvalue()).decode()
+
+
+def coordinate_image(w, h):
+    """Red = x / (w - 1), green = y / (h - 1): every hint pixel tells where in the picture it came from."""
+    y, x = np.mgrid[0:h, 0:w]
+    return png(np.stack([x / (w - 1), y / (h - 1), np.zeros((h, w))], -1))
+
+
+def stripes(w, h):
+    x = np.mgrid[0:h, 0:w][1]
+    return png(np.repeat(((x // 8) % 2)[..., None], 3, -1).astype(float))
+
+
+def unit(kind, image, **kw):
+    return dict({"enabled": True, "module": "none", "model": MODEL[kind][1], "image": image, "weight": 1.0,
+                 "save_detected_map": False}, **kw)
+
+
+def request(df_args, units, probe=False, **kw):
+    req = demofusion(df_args, **kw) if df_args is not None else plain_request(**kw)
+    req.setdefault("alwayson_scripts", {})
+    if units is not None:
+        req["alwayson_scripts"]["ControlNet"] = {"args": units}
+    if probe:
+        req["alwayson_scripts"]["dfprobe"] = {"args": [True]}
+    return req
+
+
+def _links_to_repo():
+    return [p for p in EXT.iterdir() if p.is_symlink() and p.resolve() == REPO]
+
+
+def start(kind, folder, extra_args=(), port=PORT):
+    for link in _links_to_repo():
+        link.unlink()
+    (EXT / folder).symlink_to(REPO)
+    probe = EXT / "zz-dfprobe"
+    if not probe.exists():
+        probe.symlink_to(REPO / "tests" / "webui" / "cn_probe")
+    env = dict(os.environ, PORT=str(port), CKPT=str(HARNESS / "webui" / "models" / "Stable-diffusion" / MODEL[kind][0]))
+    env.pop("EXTENSION", None)
+    subprocess.run([str(BIN / "stop_webui.sh"), str(port)], env=env, capture_output=True)
+    out = subprocess.run([str(BIN / "start_webui.sh"), *extra_args], env=env, capture_output=True, text=True)
+    if out.returncode:
+        pytest.fail(f"WebUI with ControlNet did not start: {out.stdout[-1500:]} {out.stderr[-1500:]}")
+    ui = WebUI(f"http://127.0.0.1:{port}", kind)
+    ui.folder = folder
+    return ui, env
+
+
+def stop(env, folder):
+    subprocess.run([str(BIN / "stop_webui.sh"), env["PORT"]], env=env, capture_output=True)
+    for name in (folder, "zz-dfprobe"):
+        if (EXT / name).is_symlink():
+            (EXT / name).unlink()
+
+
+@pytest.fixture(scope="module", params=[("sd1", "main"), ("sd1", "zz-demofusion"), ("sdxl", "main")],
+                ids=["sd1-before-controlnet", "sd1-after-controlnet", "sdxl-before-controlnet"])
+def cn_webui(request):
+    """A WebUI with ControlNet, this extension under a folder name sorting before or after it, and the probe."""
+    if not (HARNESS / "webui" / "launch.py").exists() or not CN.exists():
+        pytest.skip("needs the WebUI harness with ControlNet (shared/webui-harness/bin/install_controlnet.sh)")
+    kind, folder = request.param
+    ui, env = start(kind, folder)
+    ui.cn_baseline = ui.txt2img(request_cn_plain(kind))[1]["images"][0]
+    yield ui
+    stop(env, folder)
+
+
+def request_cn_plain(kind):
+    return request(None, [unit(kind, stripes(128, 96))], width=128, height=96)
+
+
+@pytest.mark.parametrize("scale", [2, 2.5])
+@pytest.mark.parametrize("n_units", [1, 2])
+def test_every_phase_call_gets_the_hints_of_its_views(cn_webui, scale, n_units):
+    w, h = 128, 96
+    units = [unit(cn_webui.kind, coordinate_image(w, h)) for _ in range(n_units)]
+    status, r = cn_webui.txt2img(request([{"enabled": True, "scale": scale}], units, probe=True, width=w, height=h))
+    assert status == 200, r
+    assert images(r)[0].size == (int(w * scale + 0.5) // 8 * 8, int(h * scale + 0.5) // 8 * 8)
+    calls = cn_webui.get("/dfprobe/calls")
+    later = [c for c in calls if c["job"] >= 1]
+    assert later and len(calls) > len(later)
+    phase_w = {1: 2 * w, 2: int(scale * w / 8 + 0.5) * 8}
+    phase_h = {1: 2 * h, 2: int(scale * h / 8 + 0.5) * 8}
+    for call in later:
+        rows, _, lh, lw = call["x"]
+        assert len(call["hints"]) == n_units
+        for hint in call["hints"]:
+            assert hint["shape"] == [rows, 3, 8 * lh, 8 * lw]          # exactly 8x the latent, a row per x row
+            pw, ph = phase_w[call["job"]], phase_h[call["job"]]
+            for r0, r8x, r8y in zip(hint["at00"], hint["at08"], hint["at80"]):
+                # coordinate pixels of the phase-size hint: a window steps 8 px per 8 px, a dilated view d*8
+                step_x = (r8x[0] - r0[0]) * (w - 1) * pw / w
+                step_y = (r8y[1] - r0[1]) * (h - 1) * ph / h
+                if r0[0] > 0 and r0[1] > 0:                            # rows outside the picture are padding
+                    assert min(abs(step_x - k * 8) for k in (1, 2, 3)) < 1.5, (step_x, call["x"])
+                    assert min(abs(step_y - k * 8) for k in (1, 2, 3)) < 1.5, (step_y, call["x"])
+            # rows are view-major; one image gives each view a cond and an uncond row, with the same hint
+            assert hint["at00"][0::2] == hint["at00"][1::2] and hint["last"][0::2] == hint["last"][1::2]
+
+
+def test_the_control_image_changes_the_final_image(cn_webui):
+    a = cn_webui.txt2img(request([{"enabled": True, "scale": 2}], [unit(cn_webui.kind, stripes(128, 128))]))
+    b = cn_webui.txt2img(request([{"enabled": True, "scale": 2}], [unit(cn_webui.kind, coordinate_image(128, 128))]))
+    assert a[0] == b[0] == 200
+    x, y = (np.asarray(images(r[1])[0], dtype=float) for r in (a, b))
+    assert x.shape == y.shape == (256, 256, 3) and np.abs(x - y).mean() > 2
+
+
+def test_gallery_order_final_then_phases_then_detected_maps(cn_webui):
+    status, r = cn_webui.txt2img(request([{"enabled": True, "scale": 3, "phase_images": True}],
+                                         [unit(cn_webui.kind, stripes(128, 128), save_detected_map=True)]))
+    assert status == 200
+    sizes = [i.size for i in images(r)]
+    assert sizes[:3] == [(384, 384), (128, 128), (256, 256)] and len(sizes) == 4
+    assert "DemoFusion output size: 384x384" in json.loads(r["info"])["infotexts"][0]
+
+
+def test_plain_controlnet_generation_is_byte_identical_after_demofusion_runs(cn_webui):
+    ok = cn_webui.txt2img(request([{"enabled": True, "scale": 2}], [unit(cn_webui.kind, stripes(128, 96))],
+                                  width=128, height=96))
+    refused = cn_webui.txt2img(request([{"enabled": True}], [unit(cn_webui.kind, stripes(128, 96))],
+                                       sampler_name="UniPC"))
+    assert ok[0] == 200 and refused[0] == 500
+    assert cn_webui.txt2img(request_cn_plain(cn_webui.kind))[1]["images"][0] == cn_webui.cn_baseline
+    # interrupted inside phase 2
+    result = {}
+    t = threading.Thread(target=lambda: result.update(r=cn_webui.txt2img(request(
+        [{"enabled": True, "scale": 3}], [unit(cn_webui.kind, stripes(192, 192))], steps=30, width=192, height=192))))
+    t.start()
+    deadline = time.time() + 120
+    while time.time() < deadline and cn_webui.get("/sdapi/v1/progress?skip_current_image=true")["state"]["job_no"] < 1:
+        time.sleep(0.05)
+    cn_webui.call("POST", "/sdapi/v1/interrupt")
+    t.join()
+    assert result["r"][0] == 200
+    assert cn_webui.txt2img(request_cn_plain(cn_webui.kind))[1]["images"][0] == cn_webui.cn_baseline
+
+
+def test_no_unit_is_byte_identical_to_a_webui_without_controlnet(cn_webui, tmp_path_factory):
+    if (cn_webui.kind, cn_webui.folder) != ("sd1", "main"):
+        pytest.skip("compared once, on SD1")
+    req = request([{"enabled": True, "scale": 2.5}], None)
+    with_cn = cn_webui.txt2img(req)
+    settings = tmp_path_factory.mktemp("nocn") / "config.json"
+    settings.write_text(json.dumps({"disabled_extensions": ["sd-webui-controlnet", "controlnet-tiny-shim"]}))
+    ui, env = start(cn_webui.kind, "main", ["--ui-settings-file", str(settings)], port=PORT + 1)
+    try:
+        without = ui.txt2img(req)
+        assert "controlnet" not in [s["name"] for s in ui.get("/sdapi/v1/script-info")]
+    finally:
+        stop(env, "main")
+    assert with_cn[0] == without[0] == 200 and with_cn[1]["images"] == without[1]["images"]
