@@ -25,7 +25,6 @@ def test_cost_model_matches_algorithm_md():
 
 def _coverage(views, height, width):
     cover = torch.zeros(height, width, dtype=torch.int32)
-    grid = torch.ones(1, 1, height, width)
     for v in views:
         rows = torch.arange(v.top, v.top + v.height * v.step, v.step)
         cols = torch.arange(v.left, v.left + v.width * v.step, v.step)

@@ -4,14 +4,12 @@ import io
 import json
 import os
 import subprocess
-import threading
-import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from webui_client import BIN, HARNESS, REPO, WebUI, demofusion, images, plain_request
+from webui_client import BIN, HARNESS, REPO, WebUI, demofusion, images, plain_request, txt2img_interrupted_in_phase_2
 
 CN = HARNESS / "webui" / "extensions" / "sd-webui-controlnet"
 EXT = HARNESS / "webui" / "extensions"
@@ -152,16 +150,9 @@ def test_plain_controlnet_generation_is_byte_identical_after_demofusion_runs(cn_
     assert ok[0] == 200 and refused[0] == 500
     assert cn_webui.txt2img(request_cn_plain(cn_webui.kind))[1]["images"][0] == cn_webui.cn_baseline
     # interrupted inside phase 2
-    result = {}
-    t = threading.Thread(target=lambda: result.update(r=cn_webui.txt2img(request(
-        [{"enabled": True, "scale": 3}], [unit(cn_webui.kind, stripes(192, 192))], steps=30, width=192, height=192))))
-    t.start()
-    deadline = time.time() + 120
-    while time.time() < deadline and cn_webui.get("/sdapi/v1/progress?skip_current_image=true")["state"]["job_no"] < 1:
-        time.sleep(0.05)
-    cn_webui.call("POST", "/sdapi/v1/interrupt")
-    t.join()
-    assert result["r"][0] == 200
+    (status, _), _ = txt2img_interrupted_in_phase_2(cn_webui, request(
+        [{"enabled": True, "scale": 3}], [unit(cn_webui.kind, stripes(192, 192))], steps=30, width=192, height=192))
+    assert status == 200
     assert cn_webui.txt2img(request_cn_plain(cn_webui.kind))[1]["images"][0] == cn_webui.cn_baseline
 
 

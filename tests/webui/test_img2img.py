@@ -3,7 +3,6 @@ import base64
 import io
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from webui_client import demofusion, images, plain_request

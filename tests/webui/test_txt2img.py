@@ -1,11 +1,13 @@
 """DemoFusion in a real WebUI over HTTP: sizes, samplers, arguments, conflicts, control, clean-up."""
+import base64
+import io
 import json
-import threading
-import time
 
 import pytest
 
-from webui_client import demofusion, images, plain_request
+from PIL import Image
+
+from webui_client import demofusion, images, plain_request, txt2img_interrupted_in_phase_2, txt2img_polling
 
 ON = {"enabled": True}
 
@@ -90,44 +92,18 @@ def test_batches_give_one_image_per_seed(webui):
     assert json.loads(r["info"])["all_seeds"] == [1234, 1235, 1236, 1237]
 
 
-def _poll_progress(webui, seen, stop):
-    while not stop.is_set():
-        p = webui.get("/sdapi/v1/progress?skip_current_image=true")
-        seen.append(p["state"])
-        time.sleep(0.05)
-
-
 def test_progress_covers_all_phases(webui):
-    seen, stop = [], threading.Event()
-    t = threading.Thread(target=_poll_progress, args=(webui, seen, stop))
-    t.start()
-    try:
-        status, r = webui.txt2img(demofusion([dict(ON, scale=3)], steps=8, width=192, height=192))
-    finally:
-        stop.set()
-        t.join()
+    seen = []
+    status, r = txt2img_polling(webui, demofusion([dict(ON, scale=3)], steps=8, width=192, height=192),
+                                lambda p: seen.append(p["state"]))
     assert status == 200
     assert any(s["job_count"] == 3 for s in seen), seen[:5]
     assert max(s["job_no"] for s in seen) >= 1
 
 
 def test_interrupt_returns_the_last_finished_phase_and_leaves_nothing_behind(webui):
-    result = {}
-
-    def run():
-        result["r"] = webui.txt2img(demofusion([dict(ON, scale=3)], steps=30, width=192, height=192))
-    t = threading.Thread(target=run)
-    t.start()
-    deadline = time.time() + 120
-    while time.time() < deadline:          # interrupt once phase 2 has started
-        if webui.get("/sdapi/v1/progress?skip_current_image=true")["state"]["job_no"] >= 1:
-            break
-        time.sleep(0.05)
-    t0 = time.time()
-    webui.call("POST", "/sdapi/v1/interrupt")
-    t.join()
-    stopped_after = time.time() - t0
-    status, r = result["r"]
+    (status, r), stopped_after = txt2img_interrupted_in_phase_2(
+        webui, demofusion([dict(ON, scale=3)], steps=30, width=192, height=192))
     assert status == 200, r
     assert images(r)[0].size in [(192, 192), (384, 384)]     # phase 1 or 2, never a partial phase
     assert stopped_after < 30
@@ -166,24 +142,13 @@ def test_phases_run_fused_views_through_the_unet(webui):
 
 def test_each_finished_phase_shows_in_the_live_preview(webui):
     """Between phases the preview shows the phase just finished (here with the WebUI's preview decoder)."""
-    import base64
-    import io
-    from PIL import Image
-    seen, stop = set(), threading.Event()
+    seen = set()
 
-    def poll():
-        while not stop.is_set():
-            img = webui.get("/sdapi/v1/progress")["current_image"]
-            if img:
-                seen.add(Image.open(io.BytesIO(base64.b64decode(img))).size)
-            time.sleep(0.02)
-    t = threading.Thread(target=poll)
-    t.start()
-    try:
-        status, _ = webui.txt2img(demofusion([dict(ON, scale=3)], steps=6, width=128, height=128))
-    finally:
-        stop.set()
-        t.join()
+    def preview(progress):
+        if progress["current_image"]:
+            seen.add(Image.open(io.BytesIO(base64.b64decode(progress["current_image"]))).size)
+    status, _ = txt2img_polling(webui, demofusion([dict(ON, scale=3)], steps=6, width=128, height=128), preview,
+                                path="/sdapi/v1/progress", interval=0.02)
     assert status == 200
     print("preview sizes seen:", sorted(seen))
     # the preview decoder's scale is the WebUI's choice; phases 2 and 3 are 2x and 3x the base, so their

@@ -102,3 +102,44 @@ def webui(request):
 def webui_ui():
     """The SD1 WebUI with its gradio UI (and API): what a browser sees, XYZ plot axes, infotext paste."""
     yield from _serve("sd1", 7870, "DEMOFUSION_WEBUI_UI", ui_mode=True)
+
+
+def txt2img_polling(ui, payload, on_progress, path="/sdapi/v1/progress?skip_current_image=true", interval=0.03):
+    """Run a txt2img request while another thread passes each /progress answer to on_progress."""
+    import threading
+    import time
+    stop = threading.Event()
+
+    def poll():
+        while not stop.is_set():
+            on_progress(ui.get(path))
+            time.sleep(interval)
+    t = threading.Thread(target=poll)
+    t.start()
+    try:
+        return ui.txt2img(payload)
+    finally:
+        stop.set()
+        t.join()
+
+
+def txt2img_interrupted_in_phase_2(ui, payload, timeout=120):
+    """Run a request and press Interrupt once its second phase has started; returns (response, seconds to stop)."""
+    import threading
+    import time
+    def state():
+        return ui.get("/sdapi/v1/progress?skip_current_image=true")["state"]
+    result = {}
+    t = threading.Thread(target=lambda: result.update(r=ui.txt2img(payload)))
+    t.start()
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        s = state()
+        # job_no of the previous request lingers after it ended; job_count is 0 until a new one begins
+        if s["job_count"] > 0 and s["job_no"] >= 1:
+            break
+        time.sleep(0.05)
+    t0 = time.time()
+    ui.call("POST", "/sdapi/v1/interrupt")
+    t.join()
+    return result["r"], time.time() - t0
