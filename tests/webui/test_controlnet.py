@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from webui_client import BIN, HARNESS, REPO, WebUI, demofusion, images, plain_request, txt2img_interrupted_in_phase_2
+from webui_client import BIN, HARNESS, REPO, WebUI, harness_missing, demofusion, images, plain_request, txt2img_interrupted_in_phase_2
 
 CN = HARNESS / "webui" / "extensions" / "sd-webui-controlnet"
 EXT = HARNESS / "webui" / "extensions"
@@ -56,6 +56,8 @@ def _links_to_repo():
 def start(kind, folder, extra_args=(), port=PORT):
     for link in _links_to_repo():
         link.unlink()
+    if (EXT / folder).is_symlink():            # a link of this name to another checkout
+        (EXT / folder).unlink()
     (EXT / folder).symlink_to(REPO)
     probe = EXT / "zz-dfprobe"
     if not probe.exists():
@@ -82,8 +84,11 @@ def stop(env, folder):
                 ids=["sd1-before-controlnet", "sd1-after-controlnet", "sdxl-before-controlnet"])
 def cn_webui(request):
     """A WebUI with ControlNet, this extension under a folder name sorting before or after it, and the probe."""
-    if not (HARNESS / "webui" / "launch.py").exists() or not CN.exists():
-        pytest.skip("needs the WebUI harness with ControlNet (shared/webui-harness/bin/install_controlnet.sh)")
+    missing = harness_missing()
+    if missing:
+        pytest.skip(missing)
+    if not CN.exists():
+        pytest.skip("needs ControlNet in the WebUI harness (shared/webui-harness/bin/install_controlnet.sh)")
     kind, folder = request.param
     ui, env = start(kind, folder)
     ui.cn_baseline = ui.txt2img(request_cn_plain(kind))[1]["images"][0]

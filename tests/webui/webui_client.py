@@ -60,7 +60,7 @@ def demofusion(args, **kw):
     return plain_request(alwayson_scripts={"demofusion_ext": {"args": args}}, **kw)
 
 
-def _harness_missing():
+def harness_missing():
     if not (HARNESS / "webui" / "launch.py").exists() or not (BIN / "start_webui.sh").exists():
         return (f"no WebUI harness: build it with {BIN / 'setup.sh'} (see shared/webui-harness/README.md), "
                 f"or point DEMOFUSION_WEBUI_SD1/SDXL at running servers")
@@ -72,7 +72,7 @@ def _serve(kind, port, env_name, ui_mode=False):
     url = os.environ.get(env_name)
     started = None
     if not url:
-        missing = _harness_missing()
+        missing = harness_missing()
         if missing:
             pytest.skip(missing)
         env = dict(os.environ, EXTENSION=str(REPO), PORT=str(port),
