@@ -78,8 +78,8 @@ def _serve(kind, port, env_name, ui_mode=False):
         env = dict(os.environ, EXTENSION=str(REPO), PORT=str(port),
                    CKPT=str(HARNESS / "webui" / "models" / "Stable-diffusion" / MODELS[kind][0]))
         extensions = HARNESS / "webui" / "extensions"
-        for link in extensions.iterdir():       # an interrupted run may have left this checkout linked twice
-            if link.is_symlink() and link.name != REPO.name and link.resolve() in (REPO, REPO / "tests" / "webui" / "cn_probe"):
+        for link in extensions.iterdir():       # other links to this project (an interrupted run, another checkout)
+            if link.is_symlink() and link.name != REPO.name and (link.resolve() / "demofusion_ext").is_dir():
                 link.unlink()
         subprocess.run([str(BIN / "stop_webui.sh"), str(port)], env=env, capture_output=True)
         out = subprocess.run([str(BIN / "start_webui.sh")] + (["--ui"] if ui_mode else []), env=env,
