@@ -8,8 +8,8 @@ from demofusion_ext import tiled_decode
 from demofusion_ext.views import View, window_starts
 
 ap = argparse.ArgumentParser()
-ap.add_argument("--latent", type=int, default=48, help="latent size (cells); a full decode must fit")
-ap.add_argument("--tile", type=int, default=24, help="our tile (cells)")
+ap.add_argument("--latent", type=int, default=32, help="latent size (cells); a full decode must fit")
+ap.add_argument("--tile", type=int, default=16, help="our tile (cells); the official scheme's window is the same")
 a = ap.parse_args()
 
 vae = sd_vae()
@@ -43,10 +43,13 @@ with torch.no_grad():
     full = decode(z)
     area = pixels.pop()
     rows = []
-    for name, run in [(f"ours, {a.tile}-cell tiles, {a.tile // 4} overlap", lambda: tiled_decode(decode, z, a.tile, a.tile // 4)),
-                      (f"ours, {a.tile}-cell tiles, {a.tile // 2} overlap", lambda: tiled_decode(decode, z, a.tile, a.tile // 2)),
-                      (f"official scheme, {a.tile // 2}-cell cores in {a.tile * 2}-cell windows (1:4)",
-                       lambda: official(z, a.tile // 2, a.tile * 2))]:
+    t = a.tile
+    for name, run in [(f"ours, {t}-cell tiles, {t // 4} overlap", lambda: tiled_decode(decode, z, t, t // 4)),
+                      (f"ours, {t}-cell tiles, {t // 2} overlap", lambda: tiled_decode(decode, z, t, t // 2)),
+                      (f"ours, {t * 3 // 2}-cell tiles, {t * 3 // 8} overlap",
+                       lambda: tiled_decode(decode, z, t * 3 // 2, t * 3 // 8)),
+                      (f"official scheme, {t // 4}-cell cores in {t}-cell windows (1:4)",
+                       lambda: official(z, t // 4, t))]:
         pixels.clear()
         out = run()
         rows.append([name, f"{sum(pixels) / area:.2f}x", f"{psnr(out, full):.1f}"])
