@@ -5,7 +5,6 @@ warmed up, i.e. what the generation itself adds; the latent and image buffers ar
 """
 import argparse
 import json
-import resource
 import subprocess
 import sys
 
