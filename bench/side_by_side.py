@@ -30,7 +30,8 @@ TD = EXT / "multidiffusion-upscaler-for-automatic1111"
 if not TD.exists():
     sys.exit(f"Tiled Diffusion is not in {TD}: export it there first (see this file's docstring)")
 probe = EXT / "zz-dfprobe"
-if not probe.exists():
+linked_probe = not probe.exists()
+if linked_probe:
     probe.symlink_to(REPO / "tests" / "webui" / "cn_probe")
 env = dict(os.environ, EXTENSION=str(REPO), PORT=str(a.port))
 subprocess.run([str(BIN / "start_webui.sh")], env=env, check=True, capture_output=True)
@@ -104,3 +105,5 @@ Medians of {a.repeats} alternating runs after one warm-up each. UNet calls and r
 (`tests/webui/cn_probe`) at the UNet, phase 1 included. Tiled Diffusion commit 22798f6.""")
 finally:
     subprocess.run([str(BIN / "stop_webui.sh"), str(a.port)], env=env, capture_output=True)
+    if linked_probe:
+        probe.unlink()
