@@ -110,6 +110,21 @@ def test_interrupt_returns_the_last_finished_phase_and_leaves_nothing_behind(web
     assert webui.txt2img(plain_request())[1]["images"][0] == webui.baseline
 
 
+def test_skip_returns_the_last_finished_phase_and_the_batch_goes_on(webui):
+    (status, r), _ = txt2img_interrupted_in_phase_2(
+        webui, demofusion([dict(ON, scale=3)], steps=30, width=192, height=192, n_iter=2), button="skip")
+    assert status == 200, r
+    sizes = [i.size for i in images(r)]
+    assert sizes[0] in [(192, 192), (384, 384)] and sizes[-1] == (576, 576), sizes
+
+
+def test_prompt_editing_and_and_prompts_work(webui):
+    for prompt in ["a [cat:dog:0.5] in a garden", "a cat AND a dog :0.7", "[a cat|a dog] AND a house"]:
+        status, r = webui.txt2img(demofusion([dict(ON, scale=2)], prompt=prompt, batch_size=2))
+        assert status == 200, (prompt, r)
+        assert [i.size for i in images(r)][-2:] == [(256, 256), (256, 256)]
+
+
 def test_plain_generation_is_byte_identical_after_success_and_errors(webui):
     options = webui.get("/sdapi/v1/options")
     assert webui.txt2img(demofusion([dict(ON, scale=2.5)]))[0] == 200

@@ -127,8 +127,9 @@ def txt2img_polling(ui, payload, on_progress, path="/sdapi/v1/progress?skip_curr
         t.join()
 
 
-def txt2img_interrupted_in_phase_2(ui, payload, timeout=120):
-    """Run a request and press Interrupt once its second phase has started; returns (response, seconds to stop)."""
+def txt2img_interrupted_in_phase_2(ui, payload, timeout=120, button="interrupt"):
+    """Run a request and press Interrupt (or Skip) once its second phase has started; returns
+    (response, seconds to stop)."""
     import threading
     import time
     def state():
@@ -144,6 +145,6 @@ def txt2img_interrupted_in_phase_2(ui, payload, timeout=120):
             break
         time.sleep(0.05)
     t0 = time.time()
-    ui.call("POST", "/sdapi/v1/interrupt")
+    ui.call("POST", f"/sdapi/v1/{button}")
     t.join()
     return result["r"], time.time() - t0
