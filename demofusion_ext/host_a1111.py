@@ -69,11 +69,8 @@ def check_request(p) -> None:
 class RunRecord:
     """What a run leaves for the script's postprocess: phase images and how far it got."""
     phase_images: list = field(default_factory=list)     # (phase, [C,H,W] in [-1, 1]) per image
-    phases_done: int = 0
     phases_planned: int = 0
     error: str | None = None
-    unet_calls: int = 0           # model calls and rows (views x cond/uncond rows) in phases >= 2
-    unet_rows: int = 0
 
 
 def install(p, settings: DemoFusionSettings, record: RunRecord) -> None:
@@ -165,7 +162,7 @@ def run(p, original, settings, record, c, uc, seeds, subseeds, subseed_strength,
             break
         shared.state.nextjob()
         try:
-            out = run_phase(p, phase, (h, w), settings, result, z1, c, uc, record)
+            out = run_phase(p, phase, (h, w), settings, result, z1, c, uc)
         except InterruptedException:
             break
         except Exception as e:              # never lose the finished phases
@@ -178,7 +175,6 @@ def run(p, original, settings, record, c, uc, seeds, subseeds, subseed_strength,
         show_preview(result)
         if settings.phase_images and phase is not phases[-1]:
             record.phase_images.append((phase, decode(p, result, settings)))
-    record.phases_done = done.index
     if done.index == 1:
         return result
     return processing.DecodedSamples(list(decode(p, result, settings)))
@@ -195,7 +191,7 @@ def decode(p, latent: torch.Tensor, settings: DemoFusionSettings) -> torch.Tenso
                             out_dtype=torch.float32)
 
 
-def run_phase(p, phase, window, settings, previous, z1, c, uc, record: RunRecord) -> torch.Tensor:
+def run_phase(p, phase, window, settings, previous, z1, c, uc) -> torch.Tensor:
     z = upscale_latent(previous, phase.shape)
     p.rng = rng.ImageRNG(z.shape[1:], p.seeds, subseeds=p.subseeds, subseed_strength=p.subseed_strength,
                          seed_resize_from_h=0, seed_resize_from_w=0)
@@ -210,9 +206,10 @@ def run_phase(p, phase, window, settings, previous, z1, c, uc, record: RunRecord
     counter = EvalCounter(p.sd_model.apply_model)
     units = controlnet_units(p)
     hints = PhaseHints(units, phase.shape) if units else None
+    crop = CropColumns.find(p.sd_model)
     # img2img: the user's denoising strength also bounds how far the enlarged phases may depart
     strength = settings.phase_denoise * (p.denoising_strength if is_img2img(p) else 1.0)
-    with hooked(p, sampler, runner, timestep, counter, hints), restored(p, "denoising_strength", strength), \
+    with hooked(p, sampler, runner, timestep, counter, hints, crop), restored(p, "denoising_strength", strength), \
             restored(shared.opts.data, "img2img_extra_noise", 0.0, item=True):
         if timestep and strength >= 1:
             # sample_img2img of the timestep samplers starts one step late; start from x_T ourselves
@@ -223,11 +220,9 @@ def run_phase(p, phase, window, settings, previous, z1, c, uc, record: RunRecord
         else:
             out = sampler.sample_img2img(p, z, noise, c, uc, steps=p.steps, image_conditioning=image_cond)
     p.sampler = None
-    record.unet_calls += counter.calls
-    record.unet_rows += counter.rows
     print(f"[DemoFusion] phase {phase.index} at {phase.width * 8}x{phase.height * 8}: {runner.evaluations} fused "
           f"evaluations, {counter.calls} UNet calls, {counter.rows} rows"
-          + (", SDXL crop coordinates per view" if CropColumns.find(p.sd_model) else "")
+          + (", SDXL crop coordinates per view" if crop else "")
           + (f", {len(units)} ControlNet unit(s) per view, phase hints {hints.nbytes / 2 ** 20:.2f} MiB on the CPU"
              if hints else ""))
     return anchor(out, z1)
@@ -256,7 +251,8 @@ def restored(obj, name, value, item=False):
 
 
 @contextlib.contextmanager
-def hooked(p, sampler, runner: PhaseRunner, timestep: bool, apply_model, hints: PhaseHints | None = None):
+def hooked(p, sampler, runner: PhaseRunner, timestep: bool, apply_model, hints: "PhaseHints | None" = None,
+           crop: "CropColumns | None" = None):
     """The skip-residual hook on the sampler's CFG denoiser and the fusion hook on apply_model."""
     model = p.sd_model
     cfg = sampler.model_wrap_cfg
@@ -285,7 +281,6 @@ def hooked(p, sampler, runner: PhaseRunner, timestep: bool, apply_model, hints: 
         return cfg_forward(x, sigma, *args, **kwargs)
 
     v_model = getattr(model, "parameterization", "eps") == "v"
-    crop = CropColumns.find(model)
 
     def fused_apply_model(x, t, cond=None, *args, **kwargs):
         rows = x.shape[0]
