@@ -13,16 +13,9 @@ import torch
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+from tiny_models import tiny_unet, tiny_vae  # noqa: E402,F401  (the same tiny models as the tests)
 RESULTS = ROOT / "bench" / "RESULTS.md"
-
-
-def tiny_unet():
-    from diffusers import UNet2DConditionModel
-    torch.manual_seed(0)
-    return UNet2DConditionModel(
-        sample_size=16, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=32, attention_head_dim=8, norm_num_groups=32).eval().requires_grad_(False)
 
 
 def sd15_unet():
@@ -96,11 +89,3 @@ def write_section(title: str, body: str) -> None:
     RESULTS.write_text(text)
     print(section)
 
-
-def tiny_vae():
-    """An SD-shaped AutoencoderKL (8x, 4 latent channels) at tiny width, as in the engine tests."""
-    from diffusers import AutoencoderKL
-    torch.manual_seed(0)
-    return AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
-                         up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(32, 32, 64, 64),
-                         layers_per_block=1, latent_channels=4, norm_num_groups=32).eval().requires_grad_(False)
