@@ -30,14 +30,15 @@ def _batches(items: list, size: int):
 
 def fused_prediction(predict: Predict, x: torch.Tensor, layout: Layout, *, c2: float, blur_sigma: float,
                      view_batch_size: int = 16, condition: Condition | None = None,
-                     v_sigma: torch.Tensor | float | None = None) -> torch.Tensor:
+                     input_slope: torch.Tensor | float | None = None) -> torch.Tensor:
     """Fuse the model's raw predictions over the views of `layout`.
 
     predict(x_views, **condition(views)) returns raw predictions (eps, or v) for stacked views;
     `condition`, when given, slices spatial or per-view conditioning for the views of that call.
-    `x` is the model input [B, C, H, W]. For a v-prediction model pass `v_sigma` (the rows' noise
-    level): the global v is then corrected from the blurred input to the real one, which is what
-    fusing eps means (v = (eps - sqrt(1 - a) x) / sqrt(a)).
+    `x` is the model input [B, C, H, W]. Fusing means fusing eps: a prediction that is not eps depends
+    on the input at a fixed eps, so a global view's prediction is moved from the blurred input to the
+    real one by `input_slope` (per row) times the difference: 0 (or None) for eps, 1 for x0
+    (x0 = x - sigma eps), -sigma for v on the scaled input (v = (eps - sqrt(1 - a) x) / sqrt(a)).
     """
     rows = x.shape[0]
     use_local, use_global = c2 < 1, c2 > 0
@@ -68,8 +69,8 @@ def fused_prediction(predict: Predict, x: torch.Tensor, layout: Layout, *, c2: f
             if view.kind == "local":
                 _add_window(value_local, count_local, where, pred)
             else:
-                if v_sigma is not None:
-                    pred = pred + _as_rows(v_sigma, pred) * (where.extract(blurred) - view.extract(x))
+                if input_slope is not None:
+                    pred = pred + _as_rows(input_slope, pred) * (view.extract(x) - where.extract(blurred))
                 _write_subgrid(value_global, view, pred)
 
     if use_local:

@@ -21,6 +21,7 @@ class PhaseRunner:
         self.phase, self.window, self.settings = phase, window, settings
         self.z, self.noise, self.seed, self.T = z, noise, seed, num_timesteps
         self.evaluations = 0          # fused evaluations so far: indexes the jitter stream
+        self._last_part = None
 
     def weights(self, t: float) -> tuple[float, float, float]:
         """(c1, c2, blur sigma) at model timestep t."""
@@ -50,16 +51,23 @@ class PhaseRunner:
         return self.phase.shape == tuple(self.window)
 
     def predict(self, predict: Predict, x_in: torch.Tensor, t: float, condition: Condition | None = None,
-                v_sigma=None) -> torch.Tensor:
-        """The fused raw prediction for model input x_in at timestep t (one evaluation of the phase)."""
+                input_slope=None, part_of=None) -> torch.Tensor:
+        """The fused raw prediction for model input x_in at timestep t (one evaluation of the phase);
+        `input_slope` as in `fused_prediction` for predictions other than eps.
+
+        `part_of` names the evaluation (e.g. its sigma) for a host that may split one evaluation's rows over
+        several calls (Forge does, by free memory): consecutive calls with the same name share one layout.
+        """
         if self.is_plain:      # a phase of the window's size is one plain model call
             kwargs = condition([View("local", 0, 0, *self.phase.shape)]) if condition else {}
             return predict(x_in, **kwargs)
         _, c2, bs = self.weights(t)
         s = self.settings
-        rng = jitter_rng(self.seed, self.phase.index, self.evaluations) if s.random_jitter else None
-        self.evaluations += 1
+        if part_of is None or part_of != self._last_part:
+            self.evaluations += 1
+        self._last_part = part_of
+        rng = jitter_rng(self.seed, self.phase.index, self.evaluations - 1) if s.random_jitter else None
         layout = make_layout(self.phase.height, self.phase.width, self.window, s.stride, self.phase.dilation, rng,
                              multiple=size_multiple(self.window))
         return fused_prediction(predict, x_in, layout, c2=c2, blur_sigma=bs, view_batch_size=s.view_batch_size,
-                                condition=condition, v_sigma=v_sigma)
+                                condition=condition, input_slope=input_slope)

@@ -70,7 +70,7 @@ class DemoFusionScript(scripts.Script):
         return controls
 
     def process(self, p, *args):
-        from demofusion_ext import host_a1111 as host
+        host = host_adapter(p)
         self.record = None
         try:
             enabled, settings = parse_args(xyz_overrides(p, args))
@@ -104,6 +104,15 @@ class DemoFusionScript(scripts.Script):
         if record.error:
             processed.comments = (processed.comments or "") + f"\nDemoFusion: {record.error}"
         add_phase_images(p, processed, record)
+
+
+def host_adapter(p):
+    """Forge's model object carries `forge_objects`; A1111's does not."""
+    if hasattr(p.sd_model, "forge_objects"):
+        from demofusion_ext import host_forge as host
+    else:
+        from demofusion_ext import host_a1111 as host
+    return host
 
 
 def pasted(name):

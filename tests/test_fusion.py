@@ -109,12 +109,36 @@ def test_condition_hook_sees_each_call_views(model):
 
 
 def test_v_prediction_fuses_as_eps(model):
-    """With v_sigma the global path means the same as fusing eps: v = (eps - sqrt(1-a) x) / sqrt(a)."""
+    """With input_slope -sigma the global path means the same as fusing eps: v = (eps - sqrt(1-a) x) / sqrt(a)."""
     sigma = 1.7
     a = 1 / (1 + sigma ** 2)
     x = torch.randn(1, 4, 32, 32, generator=torch.Generator().manual_seed(8))
     layout = make_layout(32, 32, (16, 16), 0.5, 2, rng=None)
     eps = fused_prediction(model, x, layout, c2=0.6, blur_sigma=0.8)
     v_model = lambda v: (model(v) - math.sqrt(1 - a) * v) / math.sqrt(a)
-    v = fused_prediction(v_model, x, layout, c2=0.6, blur_sigma=0.8, v_sigma=sigma)
+    v = fused_prediction(v_model, x, layout, c2=0.6, blur_sigma=0.8, input_slope=-sigma)
     torch.testing.assert_close(v, (eps - math.sqrt(1 - a) * x) / math.sqrt(a), atol=1e-4, rtol=1e-4)
+
+
+def test_x0_prediction_fuses_as_eps(model):
+    """Forge's UNet wrapper returns x0 = x - sigma eps: with input_slope 1 that is the fused eps, as x0."""
+    sigma = torch.tensor([2.5, 0.7])
+    x = torch.randn(2, 4, 32, 32, generator=torch.Generator().manual_seed(9))
+    layout = make_layout(32, 32, (16, 16), 0.5, 2, rng=None)
+    eps = fused_prediction(model, x, layout, c2=0.6, blur_sigma=0.8)
+    x0_model = lambda v: v - sigma.repeat(v.shape[0] // 2).view(-1, 1, 1, 1) * model(v)
+    x0 = fused_prediction(x0_model, x, layout, c2=0.6, blur_sigma=0.8, input_slope=1.0)
+    torch.testing.assert_close(x0, x - sigma.view(-1, 1, 1, 1) * eps, atol=1e-4, rtol=1e-4)
+
+
+def test_an_evaluation_split_over_calls_keeps_one_layout(model):
+    """Forge may send cond and uncond rows in separate calls: both halves see the same jittered windows."""
+    phase = plan_phases(16, 16, 2)[1]
+    x = torch.randn(2, 4, 32, 32, generator=torch.Generator().manual_seed(3))
+    whole = PhaseRunner(phase, (16, 16), DemoFusionSettings(), x, x).predict(model, x, 500.0)
+    runner = PhaseRunner(phase, (16, 16), DemoFusionSettings(), x, x)
+    halves = [runner.predict(model, x[i:i + 1], 500.0, part_of=1.5) for i in range(2)]
+    torch.testing.assert_close(torch.cat(halves), whole)
+    assert runner.evaluations == 1
+    runner.predict(model, x[:1], 400.0, part_of=1.2)
+    assert runner.evaluations == 2

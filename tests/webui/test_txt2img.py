@@ -34,30 +34,42 @@ def test_phase_images_follow_the_final_image(webui):
     assert [i.size for i in images(r)] == [(384, 384), (128, 128), (256, 256)]
 
 
+REFUSED = {"a1111": ["DPM adaptive", "DPM fast", "UniPC"], "forge": ["DPM adaptive", "DPM fast", "HeunPP2", "UniPC"]}
+
+
+def small(webui, size=128):
+    """Forge's tiny model is full width (7-10x slower): sweeps there start from a 64 x 64 base."""
+    side = 64 if webui.host == "forge" else size
+    return {"width": side, "height": side}, (2 * side, 2 * side)
+
+
 def test_every_listed_sampler_works_or_is_refused_by_name(webui):
-    if webui.kind != "sd1":
-        pytest.skip("sampler sweep runs on the SD1 model (the hooks are model-independent)")
+    if webui.kind == "sdxl":
+        pytest.skip("sampler sweep runs on the SD1 models (the hooks are model-independent)")
     outcome = {}
+    size, want = small(webui)
     for s in webui.get("/sdapi/v1/samplers"):
-        status, r = webui.txt2img(demofusion([dict(ON, scale=2)], sampler_name=s["name"]))
+        status, r = webui.txt2img(demofusion([dict(ON, scale=2)], sampler_name=s["name"], **size))
         if status == 200:
-            assert images(r)[0].size == (256, 256)
+            assert images(r)[0].size == want
             outcome[s["name"]] = "works"
         else:
             msg = r.get("errors", "")
             assert f"'{s['name']}'" in msg and "Choose one of: " in msg and "Euler" in msg, msg
             outcome[s["name"]] = "refused"
     print("sampler outcomes:", outcome)
-    assert sorted(n for n, o in outcome.items() if o == "refused") == ["DPM adaptive", "DPM fast", "UniPC"]
+    assert sorted(n for n, o in outcome.items() if o == "refused") == REFUSED[webui.host]
 
 
 def test_every_schedule_type_works(webui):
-    if webui.kind != "sd1":
-        pytest.skip("schedule sweep runs on the SD1 model")
+    if webui.kind == "sdxl":
+        pytest.skip("schedule sweep runs on the SD1 models")
+    size, want = small(webui)
     for sch in webui.get("/sdapi/v1/schedulers"):
-        for sampler in ("Euler", "Heun"):
-            status, r = webui.txt2img(demofusion([dict(ON, scale=2)], sampler_name=sampler, scheduler=sch["name"]))
-            assert status == 200 and images(r)[0].size == (256, 256), (sch["name"], sampler, r.get("errors"))
+        for sampler in ("Euler", "Heun")[:1 if webui.host == "forge" else 2]:
+            status, r = webui.txt2img(demofusion([dict(ON, scale=2)], sampler_name=sampler, scheduler=sch["name"],
+                                                 **size))
+            assert status == 200 and images(r)[0].size == want, (sch["name"], sampler, r.get("errors"))
 
 
 def test_named_and_positional_arguments_give_the_same_image(webui):
@@ -94,7 +106,8 @@ def test_batches_give_one_image_per_seed(webui):
 
 def test_progress_covers_all_phases(webui):
     seen = []
-    status, r = txt2img_polling(webui, demofusion([dict(ON, scale=3)], steps=8, width=192, height=192),
+    size, _ = small(webui, 192)
+    status, r = txt2img_polling(webui, demofusion([dict(ON, scale=3)], steps=8 if webui.host == "a1111" else 4, **size),
                                 lambda p: seen.append(p["state"]))
     assert status == 200
     assert any(s["job_count"] == 3 for s in seen), seen[:5]
@@ -102,27 +115,30 @@ def test_progress_covers_all_phases(webui):
 
 
 def test_interrupt_returns_the_last_finished_phase_and_leaves_nothing_behind(webui):
+    side = 128 if webui.host == "forge" else 192
     (status, r), stopped_after = txt2img_interrupted_in_phase_2(
-        webui, demofusion([dict(ON, scale=3)], steps=30, width=192, height=192))
+        webui, demofusion([dict(ON, scale=3)], steps=30, width=side, height=side))
     assert status == 200, r
-    assert images(r)[0].size in [(192, 192), (384, 384)]     # phase 1 or 2, never a partial phase
+    assert images(r)[0].size in [(side, side), (2 * side, 2 * side)]     # phase 1 or 2, never a partial phase
     assert stopped_after < 30
     assert webui.txt2img(plain_request())[1]["images"][0] == webui.baseline
 
 
 def test_skip_returns_the_last_finished_phase_and_the_batch_goes_on(webui):
+    side, steps = (128, 8) if webui.host == "forge" else (192, 30)
     (status, r), _ = txt2img_interrupted_in_phase_2(
-        webui, demofusion([dict(ON, scale=3)], steps=30, width=192, height=192, n_iter=2), button="skip")
+        webui, demofusion([dict(ON, scale=3)], steps=steps, width=side, height=side, n_iter=2), button="skip")
     assert status == 200, r
     sizes = [i.size for i in images(r)]
-    assert sizes[0] in [(192, 192), (384, 384)] and sizes[-1] == (576, 576), sizes
+    assert sizes[0] in [(side, side), (2 * side, 2 * side)] and sizes[-1] == (3 * side, 3 * side), sizes
 
 
 def test_prompt_editing_and_and_prompts_work(webui):
+    size, want = small(webui)
     for prompt in ["a [cat:dog:0.5] in a garden", "a cat AND a dog :0.7", "[a cat|a dog] AND a house"]:
-        status, r = webui.txt2img(demofusion([dict(ON, scale=2)], prompt=prompt, batch_size=2))
+        status, r = webui.txt2img(demofusion([dict(ON, scale=2)], prompt=prompt, batch_size=2, **size))
         assert status == 200, (prompt, r)
-        assert [i.size for i in images(r)][-2:] == [(256, 256), (256, 256)]
+        assert [i.size for i in images(r)][-2:] == [want, want]
 
 
 def test_plain_generation_is_byte_identical_after_success_and_errors(webui):
@@ -174,7 +190,7 @@ def test_each_finished_phase_shows_in_the_live_preview(webui):
 def test_saved_phase_images_sit_beside_the_final_image_with_a_suffix(webui):
     if webui.log is None:
         pytest.skip("the output folder is known only for a harness server started here")
-    outputs = webui.log.parents[1] / "webui" / "outputs" / "txt2img-images"
+    outputs = webui.outputs / "txt2img-images"
     before = set(outputs.rglob("*.png")) if outputs.exists() else set()
     status, r = webui.txt2img(demofusion([dict(ON, scale=3, phase_images=True)], save_images=True))
     assert status == 200

@@ -1,7 +1,9 @@
-"""A real WebUI (the harness in ../shared/webui-harness) with this checkout installed, over HTTP.
+"""A real WebUI with this checkout installed, over HTTP: A1111 v1.10.1 (../shared/webui-harness, tiny SD1 and
+SDXL models) and Forge 2 (../shared/forge-harness, its Forge-shaped tiny SD1 model).
 
-DEMOFUSION_WEBUI_SD1 / DEMOFUSION_WEBUI_SDXL: URLs of running servers to use instead of starting them.
-WEBUI_HARNESS: the harness build (default ~/webui-harness). Without either, every WebUI test skips.
+DEMOFUSION_WEBUI_SD1 / _SDXL / _FORGE: URLs of running servers to use instead of starting them.
+WEBUI_HARNESS / FORGE_HARNESS: the harness builds (default ~/webui-harness, ~/forge-harness). A host whose
+harness is missing (and no URL given) skips its tests, naming the build command.
 """
 import base64
 import io
@@ -17,13 +19,40 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[2]
 HARNESS = pathlib.Path(os.environ.get("WEBUI_HARNESS", pathlib.Path.home() / "webui-harness"))
 BIN = REPO.parent / "shared" / "webui-harness" / "bin"
-MODELS = {"sd1": ("tiny-sd15.safetensors", 7871), "sdxl": ("tiny-sdxl.safetensors", 7872)}
+FORGE_HARNESS = pathlib.Path(os.environ.get("FORGE_HARNESS", pathlib.Path.home() / "forge-harness"))
+FORGE_BIN = REPO.parent / "shared" / "forge-harness" / "bin"
+MODELS = {"sd1": ("tiny-sd15.safetensors", 7871), "sdxl": ("tiny-sdxl.safetensors", 7872),
+          "forge": ("tiny-forge-sd15.safetensors", 7883)}
+
+
+class Host:
+    """Where a host's harness lives and how it starts: the WebUI tree, its scripts and its log names."""
+
+    def __init__(self, name, build, bin_dir, tree, start, stop, log):
+        self.name, self.build, self.bin, self.tree = name, build, bin_dir, build / tree
+        self.start, self.stop, self.log = bin_dir / start, bin_dir / stop, log
+
+    def missing(self):
+        if not (self.tree / "launch.py").exists() or not self.start.exists():
+            return (f"no {self.name} harness: build it with {self.bin / 'setup.sh'} (see its README), "
+                    f"or point DEMOFUSION_WEBUI_* at running servers")
+        return None
+
+
+A1111 = Host("A1111 WebUI", HARNESS, BIN, "webui", "start_webui.sh", "stop_webui.sh", "webui-{port}.log")
+FORGE = Host("Forge", FORGE_HARNESS, FORGE_BIN, "forge", "start_forge.sh", "stop_forge.sh", "forge-{port}.log")
 
 
 class WebUI:
     def __init__(self, url, kind, log=None):
         self.url, self.kind, self.log = url.rstrip("/"), kind, log
+        self.host = "forge" if kind == "forge" else "a1111"
         self.baseline = None
+
+    @property
+    def outputs(self):
+        """The server's output folder (known for a harness server started here)."""
+        return self.log.parents[1] / ("forge" if self.host == "forge" else "webui") / "outputs"
 
     def call(self, method, path, payload=None, timeout=900):
         data = json.dumps(payload).encode() if payload is not None else None
@@ -34,7 +63,10 @@ class WebUI:
                 return r.status, json.load(r)
         except urllib.error.HTTPError as e:
             body = e.read()
-            return e.code, json.loads(body) if body else {}
+            body = json.loads(body) if body else {}
+            if isinstance(body, dict) and "errors" not in body:
+                body["errors"] = body.get("message", "")      # Forge names the error text "message"
+            return e.code, body
 
     def txt2img(self, payload):
         return self.call("POST", "/sdapi/v1/txt2img", payload)
@@ -50,7 +82,7 @@ def images(response):
 
 def plain_request(**kw):
     req = {"prompt": "a photo of a cat, (detailed:1.2)", "negative_prompt": "blurry", "seed": 1234,
-           "steps": 4, "width": 128, "height": 128, "sampler_name": "Euler", "cfg_scale": 7,
+           "steps": 4, "width": 128, "height": 128, "sampler_name": "Euler", "scheduler": "Automatic", "cfg_scale": 7,
            "save_images": False, "send_images": True}
     req.update(kw)
     return req
@@ -61,51 +93,50 @@ def demofusion(args, **kw):
 
 
 def harness_missing():
-    if not (HARNESS / "webui" / "launch.py").exists() or not (BIN / "start_webui.sh").exists():
-        return (f"no WebUI harness: build it with {BIN / 'setup.sh'} (see shared/webui-harness/README.md), "
-                f"or point DEMOFUSION_WEBUI_SD1/SDXL at running servers")
-    return None
+    return A1111.missing()
 
 
 def _serve(kind, port, env_name, ui_mode=False):
     """Yield a WebUI for `kind`: the server named by $env_name, or a harness server started here."""
+    host = FORGE if kind == "forge" else A1111
     url = os.environ.get(env_name)
     started = None
     if not url:
-        missing = harness_missing()
+        missing = host.missing()
         if missing:
             pytest.skip(missing)
         env = dict(os.environ, EXTENSION=str(REPO), PORT=str(port),
-                   CKPT=str(HARNESS / "webui" / "models" / "Stable-diffusion" / MODELS[kind][0]))
-        extensions = HARNESS / "webui" / "extensions"
-        for link in extensions.iterdir():       # other links to this project (an interrupted run, another checkout)
+                   CKPT=str(host.tree / "models" / "Stable-diffusion" / MODELS[kind][0]))
+        for link in (host.tree / "extensions").iterdir():   # other links to this project (an interrupted run, another checkout)
             if link.is_symlink() and link.name != REPO.name and (link.resolve() / "demofusion_ext").is_dir():
                 link.unlink()
-        subprocess.run([str(BIN / "stop_webui.sh"), str(port)], env=env, capture_output=True)
-        out = subprocess.run([str(BIN / "start_webui.sh")] + (["--ui"] if ui_mode else []), env=env,
-                             capture_output=True, text=True)
+        subprocess.run([str(host.stop), str(port)], env=env, capture_output=True)
+        out = subprocess.run([str(host.start)] + (["--ui"] if ui_mode else []), env=env, capture_output=True, text=True)
         if out.returncode:
-            pytest.fail(f"harness WebUI did not start: {out.stdout[-2000:]} {out.stderr[-2000:]}")
+            pytest.fail(f"harness {host.name} did not start: {out.stdout[-2000:]} {out.stderr[-2000:]}")
         url, started = f"http://127.0.0.1:{port}", (port, env)
-    ui = WebUI(url, kind, HARNESS / "run" / f"webui-{started[0]}.log" if started else None)
+    ui = WebUI(url, kind, host.build / "run" / host.log.format(port=started[0]) if started else None)
     status, r = ui.txt2img(plain_request())
     assert status == 200, r
     ui.baseline = r["images"][0]
     yield ui
     if started:
-        subprocess.run([str(BIN / "stop_webui.sh"), str(started[0])], env=started[1], capture_output=True)
+        subprocess.run([str(host.stop), str(started[0])], env=started[1], capture_output=True)
 
 
-@pytest.fixture(scope="session", params=["sd1", "sdxl"])
+@pytest.fixture(scope="session", params=["sd1", "sdxl", "forge"])
 def webui(request):
-    """An API-only WebUI with this extension per tiny model; its baseline plain image comes before any DemoFusion run."""
+    """An API-only WebUI with this extension per host and tiny model (A1111: SD1, SDXL; Forge: SD1);
+    its baseline plain image comes before any DemoFusion run."""
     yield from _serve(request.param, MODELS[request.param][1], f"DEMOFUSION_WEBUI_{request.param.upper()}")
 
 
-@pytest.fixture(scope="session")
-def webui_ui():
-    """The SD1 WebUI with its gradio UI (and API): what a browser sees, XYZ plot axes, infotext paste."""
-    yield from _serve("sd1", 7870, "DEMOFUSION_WEBUI_UI", ui_mode=True)
+@pytest.fixture(scope="session", params=["sd1", "forge"])
+def webui_ui(request):
+    """The SD1 WebUI with its gradio UI (and API) per host: what a browser sees, XYZ plot axes, infotext paste."""
+    port = 7870 if request.param == "sd1" else 7884
+    yield from _serve(request.param, port, "DEMOFUSION_WEBUI_UI" + ("_FORGE" if request.param == "forge" else ""),
+                      ui_mode=True)
 
 
 def txt2img_polling(ui, payload, on_progress, path="/sdapi/v1/progress?skip_current_image=true", interval=0.03):

@@ -1,0 +1,285 @@
+"""What the two WebUI hosts (A1111 v1.10 and Forge) share: the phase loop around `p.sample`, the
+skip-residual hook on the sampler, tiled decoding and refusals. Host adapters import this; only
+host modules import the WebUI's `modules`.
+
+Hook points (measured in ../shared/design/WEBUI-HOST-NOTES.md and FORGE-HOST-NOTES.md):
+- `p.sample` is replaced: phase 1 is the original sample; phases >= 2 create a fresh sampler each
+  and call the host's `run_phase`, which adds the fusion hook (A1111: `apply_model`; Forge: the UNet
+  function wrapper).
+- skip residual: an instance attribute on `sampler.model_wrap_cfg.forward` mixes the sampler state in
+  place before the first evaluation of each step (`callback_state` marks step boundaries); the same on
+  both hosts.
+Every hook is removed in `finally`.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from modules import devices, images, processing, rng, sd_samplers, shared
+from modules.sd_samplers_common import InterruptedException
+
+from .driver import upscale_latent
+from .phase_runner import PhaseRunner
+from .phases import plan_phases
+from .settings import DemoFusionSettings
+from .tiled_vae import tiled_decode, tiled_encode
+
+# Samplers whose state cannot be mixed per step (measured; see the host notes, section 1)
+UNSUPPORTED_SAMPLERS = {
+    "DPM adaptive": "its step count depends on the data and rejected steps repeat evaluations",
+    "DPM fast": "its internal steps have a varying number of evaluations with no step boundary the extension can see",
+    "UniPC": "it rebuilds its state from values computed before the model call, so the skip residual cannot reach it",
+    # Forge only
+    "HeunPP2": "it makes one, two or three model evaluations per step, so no step boundary is visible to the extension",
+}
+TIMESTEP_SAMPLERS = {"DDIM", "DDIM CFG++", "PLMS", "UniPC"}
+
+
+class DemoFusionError(ValueError):
+    """A request DemoFusion cannot run; the message names the problem and the fix."""
+
+
+def supported_samplers() -> list[str]:
+    return [s.name for s in sd_samplers.all_samplers if s.name not in UNSUPPORTED_SAMPLERS]
+
+
+def check_request(p) -> None:
+    """Refuse, before any sampling, what DemoFusion cannot do on either host."""
+    config = sd_samplers.find_sampler_config(p.sampler_name)
+    name = config.name if config else p.sampler_name
+    if name in UNSUPPORTED_SAMPLERS:
+        raise DemoFusionError(f"DemoFusion cannot use the sampler '{name}': {UNSUPPORTED_SAMPLERS[name]}. "
+                              f"Choose one of: {', '.join(supported_samplers())}.")
+    if getattr(p, "enable_hr", False):
+        raise DemoFusionError("DemoFusion and Hires. fix both enlarge the image: turn off Hires. fix "
+                              "(DemoFusion's scale sets the final size).")
+    if getattr(p, "refiner_checkpoint", None) not in (None, "", "None"):
+        raise DemoFusionError("DemoFusion does not support the Refiner: turn the Refiner off.")
+    if getattr(p, "image_mask", None) is not None:
+        raise DemoFusionError("DemoFusion cannot inpaint: remove the mask (use the img2img tab without a mask "
+                              "to enlarge the whole picture).")
+
+
+@dataclass
+class RunRecord:
+    """What a run leaves for the script's postprocess: phase images and how far it got."""
+    phase_images: list = field(default_factory=list)     # (phase, [C,H,W] in [-1, 1]) per image
+    phases_planned: int = 0
+    error: str | None = None
+
+
+# run_phase(p, phase, window, settings, previous, z1, c, uc) -> the phase's latent
+RunPhase = Callable[..., torch.Tensor]
+
+
+def install(p, settings: DemoFusionSettings, record: RunRecord, run_phase: RunPhase,
+            guard: Callable | None = None) -> None:
+    """Replace p.sample with the DemoFusion phases around the original sample, inside the host's
+    `guard(p)` context (its refusals and hooks that must span all phases)."""
+    original = p.sample
+
+    def sample(conditioning, unconditional_conditioning, seeds, subseeds, subseed_strength, prompts):
+        with guard(p) if guard is not None else contextlib.nullcontext():
+            return run(p, original, settings, record, run_phase, conditioning, unconditional_conditioning,
+                       seeds, subseeds, subseed_strength, prompts)
+    p.sample = sample
+
+
+def refuse(p, error: Exception) -> None:
+    """Make the request fail with `error` at its first sampling (scripts' process() errors are only logged)."""
+    def sample(*args, **kwargs):
+        raise error
+    p.sample = sample
+
+
+def interrupted() -> bool:
+    return bool(shared.state.interrupted or shared.state.skipped)
+
+
+def is_img2img(p) -> bool:
+    return isinstance(p, processing.StableDiffusionProcessingImg2Img)
+
+
+def encode_init_tiled(p, settings: DemoFusionSettings) -> None:
+    """img2img: a large init picture is encoded again with the tiled encoder (the WebUI encoded it whole)."""
+    if p.width * p.height <= settings.decode_tile_size ** 2:
+        return
+    pictures = [np.asarray(images.resize_image(p.resize_mode, img.convert("RGB"), p.width, p.height))
+                for img in p.init_images]
+    batch = torch.from_numpy(np.stack(pictures)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    if len(pictures) == 1 and p.batch_size > 1:
+        batch = batch.expand(p.batch_size, -1, -1, -1)
+    model = p.sd_model
+
+    def encode(x):
+        x = x.to(shared.device, devices.dtype_vae)
+        return model.get_first_stage_encoding(model.encode_first_stage(x))   # Forge: encoding is the identity
+    with torch.no_grad():
+        tile = settings.decode_tile_size
+        p.init_latent = tiled_encode(encode, batch, tile=tile, overlap=tile // 4).to(p.init_latent)
+
+
+def show_preview(latent: torch.Tensor) -> None:
+    """The finished phase in the WebUI's live preview, with the cheap preview decoder the user chose."""
+    try:
+        shared.state.assign_current_image(sd_samplers.sample_to_image(latent, 0))
+    except Exception as e:          # a preview must never cost the image
+        print(f"[DemoFusion] no live preview: {e}")
+
+
+def run(p, original, settings, record, run_phase: RunPhase, c, uc, seeds, subseeds, subseed_strength, prompts):
+    if is_img2img(p):
+        encode_init_tiled(p, settings)
+    z1 = original(conditioning=c, unconditional_conditioning=uc, seeds=seeds, subseeds=subseeds,
+                  subseed_strength=subseed_strength, prompts=prompts)
+    h, w = z1.shape[-2:]
+    phases = plan_phases(h, w, settings.scale)
+    record.phases_planned = len(phases)
+    result, done = z1, phases[0]
+    if settings.phase_images and len(phases) > 1:
+        record.phase_images.append((done, decode(p, z1, settings)))
+    for phase in phases[1:]:
+        if interrupted():
+            break
+        shared.state.nextjob()
+        try:
+            out = run_phase(p, phase, (h, w), settings, result, z1, c, uc)
+        except InterruptedException:
+            break
+        except Exception as e:              # never lose the finished phases
+            record.error = f"phase {phase.index} failed: {e}"
+            print(f"[DemoFusion] {record.error}; returning phase {done.index}")
+            break
+        if interrupted():                   # the sampler returned a partial phase
+            break
+        result, done = out, phase
+        show_preview(result)
+        if settings.phase_images and phase is not phases[-1]:
+            record.phase_images.append((phase, decode(p, result, settings)))
+    if done.index == 1:
+        return result
+    return processing.DecodedSamples(list(decode(p, result, settings)))
+
+
+def decode(p, latent: torch.Tensor, settings: DemoFusionSettings) -> torch.Tensor:
+    """Tiled VAE decode to [-1, 1] on the CPU, tile per the settings (latent cells = pixels / 8)."""
+    tile = settings.decode_tile_size // 8
+
+    def one(z):
+        return processing.decode_first_stage(p.sd_model, z).to(devices.cpu, torch.float32)
+    with torch.no_grad():
+        return tiled_decode(one, latent, tile=tile, overlap=max(2, tile // 4), out_device=devices.cpu,
+                            out_dtype=torch.float32)
+
+
+@dataclass
+class PhaseSampling:
+    """One phase's sampler and the runner that its hooks call, made the same way on both hosts."""
+    sampler: object
+    runner: PhaseRunner
+    z: torch.Tensor
+    noise: torch.Tensor
+    timestep: bool            # a timestep (DDIM-like) sampler: its state is VP, its "sigma" a timestep
+
+
+def new_phase(p, phase, window, settings: DemoFusionSettings, previous: torch.Tensor) -> PhaseSampling:
+    """The enlarged latent, the image's own noise at the phase size, and a fresh sampler for the phase."""
+    z = upscale_latent(previous, phase.shape)
+    p.rng = rng.ImageRNG(z.shape[1:], p.seeds, subseeds=p.subseeds, subseed_strength=p.subseed_strength,
+                         seed_resize_from_h=0, seed_resize_from_w=0)
+    noise = p.rng.next()
+    sampler = sd_samplers.create_sampler(p.sampler_name, p.sd_model)
+    p.sampler = sampler
+    runner = PhaseRunner(phase, window, settings, z, noise, seed=int(p.seeds[0]))
+    timestep = sampler.config.name in TIMESTEP_SAMPLERS if sampler.config else False
+    return PhaseSampling(sampler, runner, z, noise, timestep)
+
+
+def sample_phase(p, ps: PhaseSampling, settings: DemoFusionSettings, c, uc) -> torch.Tensor:
+    """Run the phase's sampler from the noised enlarged latent, with the skip residual hooked in."""
+    sampler, z, noise = ps.sampler, ps.z, ps.noise
+    image_cond = p.txt2img_image_conditioning(z, width=z.shape[-1] * 8, height=z.shape[-2] * 8)
+    # img2img: the user's denoising strength also bounds how far the enlarged phases may depart
+    strength = settings.phase_denoise * (p.denoising_strength if is_img2img(p) else 1.0)
+    with skip_residual_hook(p, sampler, ps.runner, ps.timestep), restored(p, "denoising_strength", strength), \
+            restored(shared.opts.data, "img2img_extra_noise", 0.0, item=True):
+        if ps.timestep and strength >= 1:
+            # sample_img2img of the timestep samplers starts one step late; start from x_T ourselves
+            t_first = int(sampler.get_timesteps(p, p.steps)[-1])
+            a = p.sd_model.alphas_cumprod[t_first].to(z.device, z.dtype)
+            x = a.sqrt() * z + (1 - a).sqrt() * noise
+            out = sampler.sample(p, x, c, uc, image_conditioning=image_cond)
+        else:
+            out = sampler.sample_img2img(p, z, noise, c, uc, steps=p.steps, image_conditioning=image_cond)
+    p.sampler = None
+    return out
+
+
+_MISSING = object()
+
+
+@contextlib.contextmanager
+def restored(obj, name, value, item=False):
+    """Set an attribute (or dict item) for the block, then put back exactly what was there (or nothing)."""
+    old = obj.get(name, _MISSING) if item else getattr(obj, name, _MISSING)
+    if item:
+        obj[name] = value
+    else:
+        setattr(obj, name, value)
+    try:
+        yield
+    finally:
+        if old is _MISSING:
+            obj.pop(name, None) if item else delattr(obj, name)
+        elif item:
+            obj[name] = old
+        else:
+            setattr(obj, name, old)
+
+
+@contextlib.contextmanager
+def skip_residual_hook(p, sampler, runner: PhaseRunner, timestep: bool):
+    """Mix the sampler's own state in place before the first evaluation of each step."""
+    model = p.sd_model
+    cfg = sampler.model_wrap_cfg
+    cfg_forward = cfg.forward
+    callback = sampler.callback_state
+    second_order = bool(sampler.config and sampler.config.options.get("second_order"))
+    # the first call of the run starts a step; after each step callback, a second-order
+    # sampler makes one more evaluation of the same step before the next step starts
+    boundary = {"first": True, "skip": 0}
+
+    def step_callback(d):
+        boundary["first"], boundary["skip"] = True, 1 if second_order else 0
+        return callback(d)
+
+    def mixing_forward(x, sigma, *args, **kwargs):
+        if boundary["first"]:
+            if boundary["skip"]:
+                boundary["skip"] -= 1
+            else:
+                boundary["first"] = False
+                if timestep:
+                    t = int(sigma[0])
+                    runner.mix(x, t, alpha_bar=model.alphas_cumprod[t].to(x.device, x.dtype))
+                else:
+                    runner.mix(x, float(sampler.model_wrap.sigma_to_t(sigma[:1])[0]), sigma=sigma.view(-1, 1, 1, 1))
+        return cfg_forward(x, sigma, *args, **kwargs)
+
+    cfg.forward = mixing_forward
+    sampler.callback_state = step_callback
+    try:
+        yield
+    finally:
+        for obj, name in ((cfg, "forward"), (sampler, "callback_state")):
+            obj.__dict__.pop(name, None)
+
+
+def phase_report(phase, runner: PhaseRunner, counter, extras: list[str]) -> str:
+    return (f"[DemoFusion] phase {phase.index} at {phase.width * 8}x{phase.height * 8}: {runner.evaluations} fused "
+            f"evaluations, {counter.calls} UNet calls, {counter.rows} rows" + "".join(", " + e for e in extras))
