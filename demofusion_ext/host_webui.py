@@ -154,6 +154,8 @@ def run(p, original, settings, record, run_phase: RunPhase, c, uc, seeds, subsee
         except Exception as e:              # never lose the finished phases
             record.error = f"phase {phase.index} failed: {e}"
             print(f"[DemoFusion] {record.error}; returning phase {done.index}")
+            # the infotext is written after sampling: the image's PNG info and the API's info say what happened
+            p.extra_generation_params["DemoFusion error"] = f"{record.error}; the image is phase {done.index}"
             break
         if interrupted():                   # the sampler returned a partial phase
             break

@@ -197,3 +197,17 @@ def test_saved_phase_images_sit_beside_the_final_image_with_a_suffix(webui):
     new = sorted(p.name for p in set(outputs.rglob("*.png")) - before)
     assert len(new) == 3 and sum("-demofusion-phase1" in n for n in new) == 1 and \
         sum("-demofusion-phase2" in n for n in new) == 1, new
+
+
+def test_a_failed_late_phase_returns_the_last_finished_phase_and_leaves_nothing_behind(webui):
+    if webui.log is None:
+        pytest.skip("the fault probe is linked only into harness servers started here")
+    request = demofusion([dict(ON, scale=3)], **small(webui)[0])
+    request["alwayson_scripts"]["dffault"] = {"args": [3]}        # phase 3 fails as it starts
+    status, r = webui.txt2img(request)
+    assert status == 200, r
+    side = request["width"]
+    assert [i.size for i in images(r)] == [(2 * side, 2 * side)]     # phase 2, the last finished one
+    info = json.loads(r["info"])["infotexts"][0]
+    assert "DemoFusion error: \"phase 3 failed: dffault: injected failure at" in info and "the image is phase 2" in info
+    assert webui.txt2img(plain_request())[1]["images"][0] == webui.baseline

@@ -110,6 +110,9 @@ def _serve(kind, port, env_name, ui_mode=False):
         for link in (host.tree / "extensions").iterdir():   # other links to this project (an interrupted run, another checkout)
             if link.is_symlink() and link.name != REPO.name and (link.resolve() / "demofusion_ext").is_dir():
                 link.unlink()
+        fault = host.tree / "extensions" / "zz-dffault"        # test-only: makes a chosen phase fail on request
+        if not fault.is_symlink():
+            fault.symlink_to(REPO / "tests" / "webui" / "fault_probe")
         subprocess.run([str(host.stop), str(port)], env=env, capture_output=True)
         out = subprocess.run([str(host.start)] + (["--ui"] if ui_mode else []), env=env, capture_output=True, text=True)
         if out.returncode:
