@@ -10,7 +10,6 @@ from typing import Callable
 
 import torch
 
-from .views import window_starts
 
 Codec = Callable[[torch.Tensor], torch.Tensor]
 
