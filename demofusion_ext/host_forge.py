@@ -31,10 +31,6 @@ CONTROLNET_REFUSAL = ("DemoFusion cannot serve Forge's built-in ControlNet (Cont
                       "disable the ControlNet units, or turn DemoFusion off for this generation.")
 
 
-def is_forge(p) -> bool:
-    return hasattr(p.sd_model, "forge_objects")
-
-
 def check_request(p) -> None:
     webui.check_request(p)
     model = p.sd_model

@@ -10,6 +10,7 @@ from typing import Callable
 
 import torch
 
+from .views import ceil_div
 
 Codec = Callable[[torch.Tensor], torch.Tensor]
 
@@ -40,8 +41,8 @@ def _axis(length: int, tile: int, overlap: int, align: int) -> tuple[int, list[t
     """
     if length <= tile:
         return length, [(0, 0, 0)]
-    n = -(-(length - overlap) // max(1, tile - overlap))
-    tile = min(tile, -(-(-(-(length + (n - 1) * overlap) // n)) // align) * align)
+    n = ceil_div(length - overlap, max(1, tile - overlap))
+    tile = min(tile, ceil_div(ceil_div(length + (n - 1) * overlap, n), align) * align)
     starts = [round(i * (length - tile) / (n - 1)) // align * align for i in range(n - 1)] + [length - tile]
     out = []
     for i, s in enumerate(starts):

@@ -57,7 +57,7 @@ def window_stride(window: tuple[int, int], stride: float) -> tuple[int, int]:
     return tuple(max(1, int(w * stride + 0.5)) for w in window)      # half up, as the UI's JavaScript
 
 
-def _ceil_div(a: int, b: int) -> int:
+def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
@@ -65,7 +65,7 @@ def window_starts(length: int, window: int, stride: int) -> list[int]:
     """Starts of windows that cover [0, length): every `stride`, the last one flush with the end."""
     if length <= window:
         return [0]
-    n = _ceil_div(length - window, stride) + 1
+    n = ceil_div(length - window, stride) + 1
     return [min(i * stride, length - window) for i in range(n)]
 
 
@@ -108,8 +108,8 @@ def global_views(height: int, width: int, dilation: int, multiple: int = 1) -> t
     divisible by their downsampling factor; padding cells are evaluated but never written back.
     """
     d = dilation
-    gh = _ceil_div(_ceil_div(height, d), multiple) * multiple
-    gw = _ceil_div(_ceil_div(width, d), multiple) * multiple
+    gh = ceil_div(ceil_div(height, d), multiple) * multiple
+    gw = ceil_div(ceil_div(width, d), multiple) * multiple
     ph, pw = gh * d - height, gw * d - width
     views = tuple(View("global", i - ph, j - pw, gh, gw, d) for i in range(d) for j in range(d))
     return views, (ph, pw)

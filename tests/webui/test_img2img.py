@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from webui_client import demofusion, images, plain_request
+from webui_client import demofusion, images, plain_request, small
 
 ON = {"enabled": True}
 
@@ -46,7 +46,7 @@ def test_lower_strength_stays_closer_to_the_picture(webui):
     # The tiny model's random VAE neither reproduces pictures nor decodes an enlarged latent like an enlarged
     # picture, so the reference is the picture as this pipeline sees it unchanged: DemoFusion at strength 0.02
     # (the init latent, enlarged and decoded, with almost no denoising).
-    size = {"width": 64, "height": 64} if webui.host == "forge" else {}     # Forge's tiny model is full width
+    size, _ = small(webui)
     def run(strength):
         status, r = webui.call("POST", "/sdapi/v1/img2img", img2img_request([dict(ON, scale=2)], strength, steps=8,
                                                                               **size))

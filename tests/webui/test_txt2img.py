@@ -7,7 +7,7 @@ import pytest
 
 from PIL import Image
 
-from webui_client import demofusion, images, plain_request, txt2img_interrupted_in_phase_2, txt2img_polling
+from webui_client import demofusion, images, plain_request, small, txt2img_interrupted_in_phase_2, txt2img_polling
 
 ON = {"enabled": True}
 
@@ -35,12 +35,6 @@ def test_phase_images_follow_the_final_image(webui):
 
 
 REFUSED = {"a1111": ["DPM adaptive", "DPM fast", "UniPC"], "forge": ["DPM adaptive", "DPM fast", "HeunPP2", "UniPC"]}
-
-
-def small(webui, size=128):
-    """Forge's tiny model is full width (7-10x slower): sweeps there start from a 64 x 64 base."""
-    side = 64 if webui.host == "forge" else size
-    return {"width": side, "height": side}, (2 * side, 2 * side)
 
 
 def test_every_listed_sampler_works_or_is_refused_by_name(webui):
