@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 
 def gaussian_kernel_1d(size: int, sigma: float, dtype=torch.float32, device=None) -> torch.Tensor:
-    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    x = torch.arange(size, dtype=torch.float64, device="cpu") - (size - 1) / 2
     k = torch.exp(-x ** 2 / (2 * sigma ** 2))
     return (k / k.sum()).to(dtype=dtype, device=device)
 
@@ -19,13 +19,17 @@ def blur_sigma(sigma: float, cf: float, alpha3: float) -> float:
 
 
 def per_image_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    flat = x.reshape(x.shape[0], -1)
+    """Mean and std of each image, in float32 at least: half-precision sums over a latent lose digits."""
+    flat = x.reshape(x.shape[0], -1).to(torch.promote_types(x.dtype, torch.float32))
     return flat.mean(1).view(-1, 1, 1, 1), flat.std(1).view(-1, 1, 1, 1)
 
 
 def match_stats(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """x shifted and scaled to `mean` and `std` per image; a flat image (std 0) is only shifted."""
     m, s = per_image_stats(x)
-    return (x - m) / s.clamp_min(1e-12) * std + mean
+    wide = x.to(m.dtype)
+    s = torch.where(s > 0, s, torch.ones_like(s))     # a flat image is all mean: x - m = 0
+    return ((wide - m) / s * std.to(m.dtype) + mean.to(m.dtype)).to(x.dtype)
 
 
 def gaussian_blur(x: torch.Tensor, dilation: int, sigma: float) -> torch.Tensor:
@@ -34,11 +38,12 @@ def gaussian_blur(x: torch.Tensor, dilation: int, sigma: float) -> torch.Tensor:
     if size == 1:
         return x
     c = x.shape[1]
-    k = gaussian_kernel_1d(size, sigma, x.dtype, x.device)
-    y = F.conv2d(x, k.view(1, 1, size, 1).expand(c, 1, size, 1), padding=(size // 2, 0), groups=c)
+    wide = torch.promote_types(x.dtype, torch.float32)       # a half-precision blur rounds at every tap
+    k = gaussian_kernel_1d(size, sigma, wide, x.device)
+    y = F.conv2d(x.to(wide), k.view(1, 1, size, 1).expand(c, 1, size, 1), padding=(size // 2, 0), groups=c)
     y = F.conv2d(y, k.view(1, 1, 1, size).expand(c, 1, 1, size), padding=(0, size // 2), groups=c)
     mean, std = per_image_stats(x)
-    return match_stats(y, mean, std)
+    return match_stats(y, mean, std).to(x.dtype)
 
 
 def cosine_factor(t: float, num_timesteps: int = 1000) -> float:

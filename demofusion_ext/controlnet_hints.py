@@ -4,7 +4,8 @@
 Works on any objects with a `hint_cond` tensor [B, C, 8H, 8W] (sd-webui-controlnet's ControlParams),
 without importing ControlNet. The phase-size hint is the unit's prepared phase-1 hint, upscaled: the
 preprocessor ran once, at the size it was made for, and every phase sees the same control image.
-Phase hints stay on the CPU; only the crops of one call move to the model's device.
+Phase hints stay on the unit's device in its dtype; each call's hints are one tensor of the call's size,
+filled from the phase hint without any other copy.
 """
 from __future__ import annotations
 
@@ -34,20 +35,27 @@ def unsupported_unit(param) -> str | None:
 
 
 def phase_hint(hint: torch.Tensor, latent_shape: tuple[int, int], cell: int = 8) -> torch.Tensor:
-    """The unit's hint at cell x the phase latent, kept on the CPU in float32."""
+    """The unit's hint at cell x the phase latent, on the hint's device in its dtype (resized in float32)."""
     size = (latent_shape[0] * cell, latent_shape[1] * cell)
-    hint = hint.detach().to("cpu", torch.float32)
+    hint = hint.detach()
     if tuple(hint.shape[-2:]) == size:
         return hint
-    return F.interpolate(hint, size=size, mode="bilinear", align_corners=False).clamp(0, 1)
+    wide = F.interpolate(hint.float(), size=size, mode="bilinear", align_corners=False).clamp(0, 1)
+    return wide.to(hint.dtype)
 
 
 def view_hints(full: torch.Tensor, views: Sequence[View], rows: int, cell: int = 8) -> torch.Tensor:
-    """One hint row per row of x: views are view-major, each view's rows are the images' cond/uncond rows."""
-    batch = full.shape[0]
+    """One hint row per row of x: views are view-major, each view's rows are the images' cond/uncond rows.
+    One allocation of the call's size on `full`'s device; every crop is copied straight into it."""
+    batch, channels = full.shape[:2]
     if rows % batch:
         raise ValueError(f"a hint of {batch} images cannot follow {rows} rows")
-    return torch.cat([v.extract(full, cell).repeat(rows // batch, 1, 1, 1) for v in views])
+    height, width = views[0].height * cell, views[0].width * cell
+    out = full.new_zeros(len(views), rows // batch, batch, channels, height, width)
+    for v, slot in zip(views, out):
+        v.extract(full, cell, out=slot[0])
+        slot[1:] = slot[0]          # the same image's cond/uncond rows: a copy within the call's tensor
+    return out.view(len(views) * rows, channels, height, width)
 
 
 class PhaseHints:
@@ -62,14 +70,17 @@ class PhaseHints:
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self.full)
 
+    @property
+    def device(self):
+        return self.full[0].device if self.full else None
+
     @contextlib.contextmanager
-    def serving(self, views: Sequence[View], rows: int, device, dtype=None):
+    def serving(self, views: Sequence[View], rows: int):
         """Inside the block every unit's hint is the crops for `views`; the phase-1 hints come back after."""
         saved = [(p.hint_cond, getattr(p, "hr_hint_cond", None)) for p in self.params]
         try:
             for p, full in zip(self.params, self.full):
-                old = p.hint_cond
-                p.hint_cond = view_hints(full, views, rows, self.cell).to(device, dtype or old.dtype)
+                p.hint_cond = view_hints(full, views, rows, self.cell)
                 if hasattr(p, "hr_hint_cond"):
                     p.hr_hint_cond = None      # else ControlNet re-picks between two hints by size
             yield

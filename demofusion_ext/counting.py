@@ -14,6 +14,3 @@ class EvalCounter:
         self.calls += 1
         self.rows += x.shape[0]
         return self.fn(x, *args, **kwargs)
-
-    def reset(self):
-        self.calls = self.rows = 0

@@ -12,24 +12,23 @@ import torch
 import torch.nn.functional as F
 
 from .blur import gaussian_blur
+from .view_batch import ViewBatch
 from .views import Layout, View
 
 Predict = Callable[..., torch.Tensor]
 Condition = Callable[[Sequence[View]], dict]
 
 
-def _batches(items: list, size: int):
-    """Chunks of at most `size` items, grouping equal view shapes together."""
-    by_shape: dict[tuple[int, int], list] = {}
+def _by_shape(items: list) -> list[list]:
+    """Items grouped by view shape: only views of one shape can share a model call."""
+    groups: dict[tuple[int, int], list] = {}
     for item in items:
-        by_shape.setdefault((item[0].height, item[0].width), []).append(item)
-    for group in by_shape.values():
-        for i in range(0, len(group), size):
-            yield group[i:i + size]
+        groups.setdefault((item[0].height, item[0].width), []).append(item)
+    return list(groups.values())
 
 
 def fused_prediction(predict: Predict, x: torch.Tensor, layout: Layout, *, c2: float, blur_sigma: float,
-                     view_batch_size: int = 16, condition: Condition | None = None,
+                     view_batch_size: int | ViewBatch = 16, condition: Condition | None = None,
                      input_slope: torch.Tensor | float | None = None) -> torch.Tensor:
     """Fuse the model's raw predictions over the views of `layout`.
 
@@ -39,6 +38,8 @@ def fused_prediction(predict: Predict, x: torch.Tensor, layout: Layout, *, c2: f
     on the input at a fixed eps, so a global view's prediction is moved from the blurred input to the
     real one by `input_slope` (per row) times the difference: 0 (or None) for eps, 1 for x0
     (x0 = x - sigma eps), -sigma for v on the scaled input (v = (eps - sqrt(1 - a) x) / sqrt(a)).
+    A call that runs out of memory is retried in smaller batches (see view_batch.py). Sums are accumulated in
+    float32 whatever the model's dtype, and the result comes back in x's dtype.
     """
     rows = x.shape[0]
     use_local, use_global = c2 < 1, c2 > 0
@@ -55,33 +56,37 @@ def fused_prediction(predict: Predict, x: torch.Tensor, layout: Layout, *, c2: f
     if use_global:
         work += [(v, _shifted(v, ph, pw), blurred) for v in layout.glob]
 
-    value_local = torch.zeros_like(local_input) if use_local else None
-    count_local = torch.zeros_like(local_input[:1, :1]) if use_local else None
-    value_global = torch.zeros_like(x) if use_global else None
+    acc = torch.promote_types(x.dtype, torch.float32)
+    value_local = torch.zeros_like(local_input, dtype=acc) if use_local else None
+    count_local = torch.zeros_like(local_input[:1, :1], dtype=acc) if use_local else None
+    value_global = torch.zeros_like(x, dtype=acc) if use_global else None
 
-    for batch in _batches(work, view_batch_size):
+    def call(batch):
         views = [item[0] for item in batch]
         x_views = torch.cat([where.extract(src) for _, where, src in batch])
-        kwargs = condition(views) if condition is not None else {}
-        out = predict(x_views, **kwargs)
-        for i, (view, where, _) in enumerate(batch):
-            pred = out[i * rows:(i + 1) * rows]
-            if view.kind == "local":
-                _add_window(value_local, count_local, where, pred)
-            else:
-                if input_slope is not None:
-                    pred = pred + _as_rows(input_slope, pred) * (view.extract(x) - where.extract(blurred))
-                _write_subgrid(value_global, view, pred)
+        return predict(x_views, **(condition(views) if condition is not None else {}))
+
+    batches = view_batch_size if isinstance(view_batch_size, ViewBatch) else ViewBatch(view_batch_size)
+    for group in _by_shape(work):
+        for batch, out in batches.run(group, call):
+            for i, (view, where, _) in enumerate(batch):
+                pred = out[i * rows:(i + 1) * rows]
+                if view.kind == "local":
+                    _add_window(value_local, count_local, where, pred)
+                else:
+                    if input_slope is not None:
+                        pred = pred + _as_rows(input_slope, pred) * (view.extract(x) - where.extract(blurred))
+                    _write_subgrid(value_global, view, pred)
 
     if use_local:
         local = value_local / count_local
         if jh or jw:
             local = local[..., jh:jh + x.shape[-2], jw:jw + x.shape[-1]]
         if not use_global:
-            return local
+            return local.to(x.dtype)
     if not use_local:
-        return value_global
-    return local * (1 - c2) + value_global * c2
+        return value_global.to(x.dtype)
+    return (local * (1 - c2) + value_global * c2).to(x.dtype)
 
 
 def _shifted(v: View, dh: int, dw: int) -> View:

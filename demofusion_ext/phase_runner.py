@@ -1,9 +1,14 @@
 """One phase k >= 2 as a sampler sees it: the state mixing before a step, and the fused model.
 
-Hosts (and the driver in `driver.py`) call `mix` on the sampler's own state before the first model
-evaluation of each step, and route every model evaluation of the phase through `predict`.
+Hosts (and the standalone driver) call `mix` on the sampler's own state before the first model
+evaluation of each step, and route every model evaluation of the phase through `predict`. One sampler
+evaluation may reach the model in several calls (A1111 calls cond and uncond separately when their prompts
+differ in length or "Batch cond/uncond" is off; Forge splits rows by free memory): hosts wrap each evaluation
+in `evaluation()`, so all its calls share one set of views and the next evaluation draws new ones.
 """
 from __future__ import annotations
+
+import contextlib
 
 import torch
 
@@ -12,16 +17,39 @@ from .fusion import Condition, Predict, fused_prediction
 from .phases import Phase
 from .settings import DemoFusionSettings
 from .skip_residual import noised, noised_vp, skip_residual
-from .views import View, jitter_rng, make_layout, size_multiple
+from .view_batch import ViewBatch
+from .views import Layout, View, jitter_rng, make_layout, size_multiple
 
 
 class PhaseRunner:
     def __init__(self, phase: Phase, window: tuple[int, int], settings: DemoFusionSettings,
-                 z: torch.Tensor, noise: torch.Tensor, seed: int = 0, num_timesteps: int = 1000):
+                 z: torch.Tensor, noise: torch.Tensor, seed: int = 0, num_timesteps: int = 1000,
+                 view_batch: ViewBatch | None = None):
         self.phase, self.window, self.settings = phase, window, settings
         self.z, self.noise, self.seed, self.T = z, noise, seed, num_timesteps
+        self.view_batch = view_batch or ViewBatch(settings.view_batch_size)
         self.evaluations = 0          # fused evaluations so far: indexes the jitter stream
-        self._last_part = None
+        self._open = False            # inside an evaluation() block
+        self._layout: Layout | None = None
+
+    @contextlib.contextmanager
+    def evaluation(self):
+        """One evaluation of the sampler's denoiser: every `predict` inside shares one layout."""
+        self._open, self._layout = True, None
+        try:
+            yield
+        finally:
+            self._open, self._layout = False, None
+
+    def layout(self) -> Layout:
+        """The views of the current evaluation, drawn at its first model call."""
+        if self._layout is None or not self._open:
+            self.evaluations += 1
+            s = self.settings
+            rng = jitter_rng(self.seed, self.phase.index, self.evaluations - 1) if s.random_jitter else None
+            self._layout = make_layout(self.phase.height, self.phase.width, self.window, s.stride,
+                                       self.phase.dilation, rng, multiple=size_multiple(self.window))
+        return self._layout
 
     def weights(self, t: float) -> tuple[float, float, float]:
         """(c1, c2, blur sigma) at model timestep t."""
@@ -51,23 +79,12 @@ class PhaseRunner:
         return self.phase.shape == tuple(self.window)
 
     def predict(self, predict: Predict, x_in: torch.Tensor, t: float, condition: Condition | None = None,
-                input_slope=None, part_of=None) -> torch.Tensor:
-        """The fused raw prediction for model input x_in at timestep t (one evaluation of the phase);
-        `input_slope` as in `fused_prediction` for predictions other than eps.
-
-        `part_of` names the evaluation (e.g. its sigma) for a host that may split one evaluation's rows over
-        several calls (Forge does, by free memory): consecutive calls with the same name share one layout.
-        """
+                input_slope=None) -> torch.Tensor:
+        """The fused raw prediction for model input x_in at timestep t; `input_slope` as in `fused_prediction`
+        for predictions other than eps. Outside an `evaluation()` block each call is an evaluation of its own."""
         if self.is_plain:      # a phase of the window's size is one plain model call
             kwargs = condition([View("local", 0, 0, *self.phase.shape)]) if condition else {}
             return predict(x_in, **kwargs)
         _, c2, bs = self.weights(t)
-        s = self.settings
-        if part_of is None or part_of != self._last_part:
-            self.evaluations += 1
-        self._last_part = part_of
-        rng = jitter_rng(self.seed, self.phase.index, self.evaluations - 1) if s.random_jitter else None
-        layout = make_layout(self.phase.height, self.phase.width, self.window, s.stride, self.phase.dilation, rng,
-                             multiple=size_multiple(self.window))
-        return fused_prediction(predict, x_in, layout, c2=c2, blur_sigma=bs, view_batch_size=s.view_batch_size,
+        return fused_prediction(predict, x_in, self.layout(), c2=c2, blur_sigma=bs, view_batch_size=self.view_batch,
                                 condition=condition, input_slope=input_slope)

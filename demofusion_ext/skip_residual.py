@@ -34,5 +34,5 @@ def skip_residual(x: torch.Tensor, target: torch.Tensor, c1: float, inplace: boo
 
 def anchor(latent: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """Rescale each image of `latent` to the mean and std of the same image of `reference` (phase 1)."""
-    mean, std = per_image_stats(reference.to(latent.dtype))
+    mean, std = per_image_stats(reference.to(latent.device))
     return match_stats(latent, mean, std)

@@ -19,11 +19,11 @@ def _ramp(length: int, fade_in: int, fade_out: int, margin: float = 0.25) -> tor
     """Weights along one tile axis: 1 inside, rising over the first `fade_in` samples and falling over the
     last `fade_out`. The outer `margin` of each fade gets weight 0: a tile's border pixels saw the least
     context, so they are left to the neighbour, and the cross-fade runs in the middle of the overlap."""
-    w = torch.ones(length, dtype=torch.float64)
+    w = torch.ones(length, dtype=torch.float64, device="cpu")
 
     def fade(n):
         m = int(n * margin)
-        k = torch.arange(n, dtype=torch.float64)
+        k = torch.arange(n, dtype=torch.float64, device="cpu")
         return ((k - m + 0.5) / max(1, n - 2 * m)).clamp(0, 1)
     if fade_in:
         w[:fade_in] = fade(fade_in)
@@ -53,10 +53,11 @@ def _axis(length: int, tile: int, overlap: int, align: int) -> tuple[int, list[t
 
 
 def tiled_apply(fn: Codec, x: torch.Tensor, tile: int, overlap: int, factor: float, align: int = 1,
-                out_channels: int | None = None, out_device=None, out_dtype=None) -> torch.Tensor:
+                out_device=None, out_dtype=None) -> torch.Tensor:
     """Apply a resolution-changing codec (`factor` = output pixels per input pixel) tile by tile.
 
-    `tile` and `overlap` are in input pixels. Results are accumulated in `out_device` (default: x's).
+    `tile` and `overlap` are in input pixels. Results are accumulated in float32 (at least) on `out_device`
+    (default: the codec's output device) and returned in `out_dtype` (default: the codec's output dtype).
     """
     b, _, h, w = x.shape
     if h <= tile and w <= tile:
@@ -71,14 +72,15 @@ def tiled_apply(fn: Codec, x: torch.Tensor, tile: int, overlap: int, factor: flo
             y = fn(x[..., r0:r0 + th, c0:c0 + tw])
             if value is None:
                 dev = out_device or y.device
-                dt = out_dtype or y.dtype
-                value = torch.zeros(b, out_channels or y.shape[1], oh, ow, device=dev, dtype=dt)
-                weight = torch.zeros(1, 1, oh, ow, device=dev, dtype=dt)
+                out_dtype = out_dtype or y.dtype
+                acc = torch.promote_types(out_dtype, torch.float32)    # half-precision sums of ramps drift
+                value = torch.zeros(b, y.shape[1], oh, ow, device=dev, dtype=acc)
+                weight = torch.zeros(1, 1, oh, ow, device=dev, dtype=acc)
             wt = (wr[:, None] * wc[None, :]).to(device=value.device, dtype=value.dtype)
             R, C = int(round(r0 * factor)), int(round(c0 * factor))
             value[..., R:R + wt.shape[0], C:C + wt.shape[1]] += y.to(value.device, value.dtype) * wt
             weight[..., R:R + wt.shape[0], C:C + wt.shape[1]] += wt
-    return value / weight
+    return (value / weight).to(out_dtype)
 
 
 def tiled_decode(decode: Codec, latent: torch.Tensor, tile: int = 128, overlap: int = 16, factor: int = 8,

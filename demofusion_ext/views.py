@@ -24,23 +24,33 @@ class View:
     width: int
     step: int = 1   # 1 for local windows, the dilation for global views
 
-    def extract(self, t: torch.Tensor, cell: int = 1) -> torch.Tensor:
-        """The view's part of `t` [..., H*cell, W*cell]; cells outside the tensor are zeros."""
+    def extract(self, t: torch.Tensor, cell: int = 1, out: torch.Tensor | None = None) -> torch.Tensor:
+        """The view's part of `t` [..., H*cell, W*cell]; cells outside the tensor are zeros.
+
+        Only the view's own cells are read (never a padded copy of `t`). With `out` ([..., height*cell,
+        width*cell], zeros where the view leaves `t`) they are copied straight into it: one small copy.
+        """
         h, w = t.shape[-2] // cell, t.shape[-1] // cell
-        span_h = (self.height - 1) * self.step + 1
-        span_w = (self.width - 1) * self.step + 1
-        pt, pl = max(0, -self.top), max(0, -self.left)
-        pb, pr = max(0, self.top + span_h - h), max(0, self.left + span_w - w)
-        if pt or pl or pb or pr:
-            t = F.pad(t, (pl * cell, pr * cell, pt * cell, pb * cell))
-        top, left = (self.top + pt) * cell, (self.left + pl) * cell
-        if self.step == 1:
-            return t[..., top:top + self.height * cell, left:left + self.width * cell]
-        # take whole cell x cell blocks at the stride, so a pixel hint follows its latent cells
-        blocks = t[..., top:top + span_h * cell, left:left + span_w * cell]
-        lead = blocks.shape[:-2]
-        blocks = blocks.reshape(*lead, span_h, cell, span_w, cell)[..., ::self.step, :, ::self.step, :]
-        return blocks.reshape(*lead, self.height * cell, self.width * cell)
+        (r0, rn, tr), (c0, cn, tc) = self._inside(self.top, self.height, h), self._inside(self.left, self.width, w)
+        whole = r0 == 0 and c0 == 0 and rn == self.height and cn == self.width
+        if out is None:
+            if whole and self.step == 1:
+                return t[..., tr * cell:(tr + rn) * cell, tc * cell:(tc + cn) * cell]
+            out = t.new_zeros(*t.shape[:-2], self.height * cell, self.width * cell)
+        if rn <= 0 or cn <= 0:
+            return out
+        # whole cell x cell blocks at the stride, as views of t, so a pixel hint follows its latent cells
+        src = t[..., tr * cell:(tr + (rn - 1) * self.step + 1) * cell, tc * cell:(tc + (cn - 1) * self.step + 1) * cell]
+        src = src.unflatten(-2, (-1, cell))[..., ::self.step, :, :].unflatten(-1, (-1, cell))[..., ::self.step, :]
+        dst = out[..., r0 * cell:(r0 + rn) * cell, c0 * cell:(c0 + cn) * cell]
+        dst.unflatten(-2, (rn, cell)).unflatten(-1, (cn, cell)).copy_(src)
+        return out
+
+    def _inside(self, start: int, count: int, length: int) -> tuple[int, int, int]:
+        """(first view cell inside the tensor, how many, its tensor cell) along one axis of `length` cells."""
+        first = ceil_div(-start, self.step) if start < 0 else 0
+        last = min(count, ceil_div(length - start, self.step))
+        return first, max(0, last - first), start + first * self.step
 
 
 @dataclass(frozen=True)

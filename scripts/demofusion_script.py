@@ -109,9 +109,9 @@ class DemoFusionScript(scripts.Script):
 def host_adapter(p):
     """Forge's model object carries `forge_objects`; A1111's does not."""
     if hasattr(p.sd_model, "forge_objects"):
-        from demofusion_ext import host_forge as host
+        from demofusion_ext.hosts import forge as host
     else:
-        from demofusion_ext import host_a1111 as host
+        from demofusion_ext.hosts import a1111 as host
     return host
 
 
@@ -136,7 +136,7 @@ def add_phase_images(p, processed, record):
             batch += 1
         for i, img in enumerate(decoded):
             k = (batch - 1) * p.batch_size + i              # the final image this phase belongs to
-            pil = webui_images.Image.fromarray(((img.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy())
+            pil = webui_images.Image.fromarray(img.numpy())
             final_info = processed.infotexts[min(first + k, len(processed.infotexts) - 1)]
             info = f"{final_info}, DemoFusion phase: {phase.index} of {record.phases_planned}"
             processed.images.insert(at, pil)

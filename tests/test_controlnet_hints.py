@@ -42,7 +42,7 @@ def test_units_get_their_hints_back_after_each_call():
     hints = PhaseHints([unit], (32, 32))
     assert hints.full[0].shape == (1, 3, 256, 256) and hints.nbytes == 256 * 256 * 3 * 4
     layout = make_layout(32, 32, (16, 16), 0.5, 2)
-    with hints.serving(layout.local[:3], rows=2, device="cpu"):
+    with hints.serving(layout.local[:3], rows=2):
         assert unit.hint_cond.shape == (6, 3, 128, 128)
     assert unit.hint_cond is original
 

@@ -1,23 +1,31 @@
+"""The folders show the architecture: only demofusion_ext/hosts/ may import a WebUI's modules."""
 import ast
 import pathlib
 
-ENGINE = pathlib.Path(__file__).resolve().parent.parent / "demofusion_ext"
-HOST_ADAPTERS = {"host_webui.py", "host_a1111.py", "host_forge.py"}  # host_webui: what both share
+PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "demofusion_ext"
+HOSTS = PACKAGE / "hosts"
+FORBIDDEN = {"gradio", "modules", "ldm", "sgm", "k_diffusion", "diffusers", "backend"}
 
 
-def test_engine_imports_neither_gradio_nor_webui_modules():
-    for path in ENGINE.glob("*.py"):
-        if path.name in HOST_ADAPTERS:
-            continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
-            for name in names:
-                assert name.split(".")[0] not in {"gradio", "modules", "ldm", "sgm", "k_diffusion", "diffusers", "backend"}, \
-                    f"{path.name} imports {name}"
+def imported(path):
+    """(module, level) of every import in a file."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            yield from ((a.name, 0) for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            yield node.module or "", node.level
 
 
-def test_forge_never_reaches_the_a1111_adapter_and_back():
-    """Each host adapter imports only the shared WebUI module, never the other host's adapter."""
-    for name, other in (("host_a1111.py", "host_forge"), ("host_forge.py", "host_a1111")):
-        assert other not in (ENGINE / name).read_text()
+def test_engine_and_standalone_driver_import_neither_gradio_nor_webui_modules():
+    files = [p for p in PACKAGE.rglob("*.py") if HOSTS not in p.parents]
+    assert len(files) > 10
+    for path in files:
+        for name, level in imported(path):
+            assert level or name.split(".")[0] not in FORBIDDEN, f"{path.relative_to(PACKAGE)} imports {name}"
+            assert "hosts" not in name.split("."), f"{path.relative_to(PACKAGE)} reaches into the host adapters"
+
+
+def test_each_host_adapter_imports_only_the_shared_webui_module_never_the_other_host():
+    for name, other in (("a1111.py", "forge"), ("forge.py", "a1111")):
+        for module, level in imported(HOSTS / name):
+            assert other not in module.split("."), f"hosts/{name} imports {module}"

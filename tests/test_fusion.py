@@ -132,13 +132,19 @@ def test_x0_prediction_fuses_as_eps(model):
 
 
 def test_an_evaluation_split_over_calls_keeps_one_layout(model):
-    """Forge may send cond and uncond rows in separate calls: both halves see the same jittered windows."""
+    """A1111 (long prompts, Batch cond/uncond off) and Forge (free memory) may send one evaluation's cond and
+    uncond rows in separate calls: inside one evaluation() they see the same jittered windows; the next
+    evaluation draws new ones, even at the same sigma (Heun's second evaluation, Restart)."""
     phase = plan_phases(16, 16, 2)[1]
     x = torch.randn(2, 4, 32, 32, generator=torch.Generator().manual_seed(3))
     whole = PhaseRunner(phase, (16, 16), DemoFusionSettings(), x, x).predict(model, x, 500.0)
     runner = PhaseRunner(phase, (16, 16), DemoFusionSettings(), x, x)
-    halves = [runner.predict(model, x[i:i + 1], 500.0, part_of=1.5) for i in range(2)]
+    with runner.evaluation():
+        halves = [runner.predict(model, x[i:i + 1], 500.0) for i in range(2)]
     torch.testing.assert_close(torch.cat(halves), whole)
     assert runner.evaluations == 1
-    runner.predict(model, x[:1], 400.0, part_of=1.2)
-    assert runner.evaluations == 2
+    with runner.evaluation():
+        again = [runner.predict(model, x[i:i + 1], 500.0) for i in range(2)]
+    assert runner.evaluations == 2 and not torch.allclose(torch.cat(again), whole)
+    outside = [runner.predict(model, x[i:i + 1], 500.0) for i in range(2)]   # no block: one evaluation per call
+    assert runner.evaluations == 4

@@ -1,6 +1,6 @@
 """AUTOMATIC1111 WebUI (v1.10) adapter: fusion on `sd_model.apply_model`, sd-webui-controlnet hints per view.
 
-The phase loop, the skip residual and decoding are shared with Forge (host_webui.py). Here, an
+The phase loop, the skip residual and decoding are shared with Forge (hosts/webui.py). Here, an
 instance attribute on `sd_model.apply_model` turns each raw prediction (eps or v, on the scaled
 input) into the fused one; it is removed in `finally`.
 """
@@ -13,14 +13,14 @@ import torch
 from modules import shared
 from modules.sd_samplers_common import InterruptedException
 
-from . import host_webui as webui
-from .controlnet_hints import PhaseHints, unsupported_unit
-from .counting import EvalCounter
-from .host_webui import DemoFusionError, RunRecord, refuse  # noqa: F401  (the script's entry points)
-from .phase_runner import PhaseRunner
-from .settings import DemoFusionSettings
-from .skip_residual import anchor
-from .view_conditioning import CropColumns, split_cond
+from . import webui
+from ..controlnet_hints import PhaseHints, unsupported_unit
+from ..counting import EvalCounter
+from .webui import DemoFusionError, RunRecord, refuse  # noqa: F401  (the script's entry points)
+from ..phase_runner import PhaseRunner
+from ..settings import DemoFusionSettings
+from ..skip_residual import anchor
+from ..view_conditioning import CropColumns, split_cond
 
 
 def check_request(p) -> None:
@@ -62,8 +62,8 @@ def crop_columns(model) -> CropColumns | None:
     return None
 
 
-def run_phase(p, phase, window, settings, previous, z1, c, uc) -> torch.Tensor:
-    ps = webui.new_phase(p, phase, window, settings, previous)
+def run_phase(p, phase, window, settings, previous, z1, c, uc, view_batch=None) -> torch.Tensor:
+    ps = webui.new_phase(p, phase, window, settings, previous, view_batch)
     if p.scripts is not None:
         p.scripts.process_before_every_sampling(p=p, x=ps.z, noise=ps.noise, c=c, uc=uc)
     counter = EvalCounter(p.sd_model.apply_model)
@@ -73,7 +73,7 @@ def run_phase(p, phase, window, settings, previous, z1, c, uc) -> torch.Tensor:
     with fusion_hook(p, ps.runner, counter, hints, crop):
         out = webui.sample_phase(p, ps, settings, c, uc)
     print(webui.phase_report(phase, ps.runner, counter, (["SDXL crop coordinates per view"] if crop else []) + (
-        [f"{len(units)} ControlNet unit(s) per view, phase hints {hints.nbytes / 2 ** 20:.2f} MiB on the CPU"]
+        [f"{len(units)} ControlNet unit(s) per view, phase hints {hints.nbytes / 2 ** 20:.2f} MiB on {hints.device}"]
         if hints else [])))
     return anchor(out, z1)
 
@@ -81,7 +81,8 @@ def run_phase(p, phase, window, settings, previous, z1, c, uc) -> torch.Tensor:
 @contextlib.contextmanager
 def fusion_hook(p, runner: PhaseRunner, apply_model, hints: "PhaseHints | None" = None,
                 crop: CropColumns | None = None):
-    """Every apply_model call of the phase becomes one fused evaluation over the views."""
+    """Every apply_model call of the phase becomes the fused prediction over the views of the current evaluation.
+    `apply_model` is what was there before (the model's own, or another extension's instance hook)."""
     model = p.sd_model
     v_model = getattr(model, "parameterization", "eps") == "v"
 
@@ -93,7 +94,7 @@ def fusion_hook(p, runner: PhaseRunner, apply_model, hints: "PhaseHints | None" 
             if webui.interrupted():
                 raise InterruptedException
             n = xb.shape[0] // rows
-            with hints.serving(kw["views"], rows, xb.device) if hints else contextlib.nullcontext():
+            with hints.serving(kw["views"], rows) if hints else contextlib.nullcontext():
                 return apply_model(xb, t.repeat(n), cond=kw["cond"], *args, **kwargs)
 
         def condition(views):
@@ -104,8 +105,5 @@ def fusion_hook(p, runner: PhaseRunner, apply_model, hints: "PhaseHints | None" 
             slope = -((1 - a) / a).sqrt()
         return runner.predict(predict, x, tv, condition, input_slope=slope)
 
-    model.apply_model = fused_apply_model
-    try:
+    with webui.restored(model, "apply_model", fused_apply_model):
         yield
-    finally:
-        model.__dict__.pop("apply_model", None)

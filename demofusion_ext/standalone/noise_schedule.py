@@ -10,13 +10,13 @@ class DiscreteSchedule:
     """sigma_t = sqrt((1 - a_t) / a_t) for t = 0..T-1; continuous t by interpolating log sigma."""
 
     def __init__(self, alphas_cumprod: torch.Tensor):
-        self.alphas_cumprod = alphas_cumprod.to(torch.float64)
+        self.alphas_cumprod = alphas_cumprod.to("cpu", torch.float64)
         self.sigmas = ((1 - self.alphas_cumprod) / self.alphas_cumprod).sqrt()
         self.log_sigmas = self.sigmas.log()
 
     @classmethod
     def stable_diffusion(cls, steps: int = 1000, beta_start: float = 0.00085, beta_end: float = 0.012):
-        betas = torch.linspace(beta_start ** 0.5, beta_end ** 0.5, steps, dtype=torch.float64) ** 2
+        betas = torch.linspace(beta_start ** 0.5, beta_end ** 0.5, steps, dtype=torch.float64, device="cpu") ** 2
         return cls(torch.cumprod(1 - betas, 0))
 
     @property
@@ -34,7 +34,7 @@ class DiscreteSchedule:
     def sigma_to_t(self, sigma: float) -> float:
         log_sigma = math.log(max(float(sigma), 1e-12))
         ls = self.log_sigmas
-        idx = int(torch.searchsorted(ls, torch.tensor(log_sigma, dtype=ls.dtype)).clamp(1, len(ls) - 1))
+        idx = int(torch.searchsorted(ls, torch.tensor(log_sigma, dtype=ls.dtype, device="cpu")).clamp(1, len(ls) - 1))
         lo, hi = float(ls[idx - 1]), float(ls[idx])
         w = min(max((lo - log_sigma) / (lo - hi), 0.0), 1.0)
         return (1 - w) * (idx - 1) + w * idx
@@ -47,14 +47,15 @@ class DiscreteSchedule:
         return math.exp((1 - w) * float(self.log_sigmas[lo]) + w * float(self.log_sigmas[hi]))
 
     def get_sigmas(self, steps: int, kind: str = "uniform") -> torch.Tensor:
-        """`steps` sampling sigmas from sigma_max down, with a final 0 (WebUI 'Automatic' or 'Karras')."""
+        """`steps` sampling sigmas from sigma_max down, with a final 0 (WebUI 'Automatic' or 'Karras'), on the CPU in
+        float64: samplers use them as scalars next to a latent of any device and dtype."""
         if kind == "uniform":
-            ts = torch.linspace(self.num_timesteps - 1, 0, steps, dtype=torch.float64)
+            ts = torch.linspace(self.num_timesteps - 1, 0, steps, dtype=torch.float64, device="cpu")
             sig = [self.t_to_sigma(float(t)) for t in ts]
         elif kind == "karras":
             rho, lo, hi = 7.0, self.sigma_min ** (1 / 7.0), self.sigma_max ** (1 / 7.0)
-            ramp = torch.linspace(0, 1, steps, dtype=torch.float64)
+            ramp = torch.linspace(0, 1, steps, dtype=torch.float64, device="cpu")
             sig = ((hi + ramp * (lo - hi)) ** rho).tolist()
         else:
             raise ValueError(f"unknown schedule kind {kind!r}; use 'uniform' or 'karras'")
-        return torch.tensor(sig + [0.0], dtype=torch.float32)
+        return torch.tensor(sig + [0.0], dtype=torch.float64, device="cpu")

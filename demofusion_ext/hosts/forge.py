@@ -4,7 +4,7 @@ Forge's model object has no `apply_model` to hook. Fusion goes through the UNet 
 a cloned UNet patcher instead (`set_model_unet_function_wrapper`, measured in
 ../shared/forge-harness/README.md): it receives the unscaled sampler input, sigma per row, the
 conditioning dict `c` and `cond_or_uncond` (uncond rows first), and returns x0. The phase loop, the
-skip residual and decoding are shared with A1111 (host_webui.py).
+skip residual and decoding are shared with A1111 (hosts/webui.py).
 
 Forge resets `sd_model.forge_objects` before every sampling and other scripts patch it in
 `process_before_every_sampling`, so each phase >= 2 resets it, lets those scripts patch again, then
@@ -19,13 +19,13 @@ import torch
 from modules import sd_models
 from modules.sd_samplers_common import InterruptedException
 
-from . import host_webui as webui
-from .counting import EvalCounter
-from .host_webui import DemoFusionError, RunRecord, refuse  # noqa: F401  (the script's entry points)
-from .phase_runner import PhaseRunner
-from .settings import DemoFusionSettings
-from .skip_residual import anchor
-from .view_conditioning import CropColumns, split_cond
+from . import webui
+from ..counting import EvalCounter
+from .webui import DemoFusionError, RunRecord, refuse  # noqa: F401  (the script's entry points)
+from ..phase_runner import PhaseRunner
+from ..settings import DemoFusionSettings
+from ..skip_residual import anchor
+from ..view_conditioning import CropColumns, split_cond
 
 CONTROLNET_REFUSAL = ("DemoFusion cannot serve Forge's built-in ControlNet (ControlNet Integrated) per view: "
                       "disable the ControlNet units, or turn DemoFusion off for this generation.")
@@ -73,11 +73,8 @@ def unet_guard(p):
         if "model_function_wrapper" in unet.model_options:
             raise DemoFusionError("DemoFusion cannot run with another extension that replaces the UNet call "
                                   "(e.g. MultiDiffusion Integrated): turn that extension off.")
-    runner.process_before_every_sampling = checked
-    try:
+    with webui.restored(runner, "process_before_every_sampling", checked):
         yield
-    finally:
-        runner.__dict__.pop("process_before_every_sampling", None)
 
 
 def crop_columns(model) -> CropColumns | None:
@@ -86,8 +83,8 @@ def crop_columns(model) -> CropColumns | None:
     return CropColumns(embedder, embedder.dim) if embedder is not None else None
 
 
-def run_phase(p, phase, window, settings, previous, z1, c, uc) -> torch.Tensor:
-    ps = webui.new_phase(p, phase, window, settings, previous)
+def run_phase(p, phase, window, settings, previous, z1, c, uc, view_batch=None) -> torch.Tensor:
+    ps = webui.new_phase(p, phase, window, settings, previous, view_batch)
     model = p.sd_model
     phase_one = model.forge_objects
     model.forge_objects = model.forge_objects_after_applying_lora.shallow_copy()
@@ -115,7 +112,9 @@ def run_phase(p, phase, window, settings, previous, z1, c, uc) -> torch.Tensor:
 
 
 class FusionWrapper:
-    """Forge's UNet function wrapper: one call = one fused evaluation (or a memory-split part of one)."""
+    """Forge's UNet function wrapper: one call = one fused evaluation, or a part of one (Forge splits rows by free
+    memory, and calls cond and uncond apart when their prompts differ in length): the CFG denoiser's
+    evaluation() block (hosts/webui.py) keeps one layout for all parts."""
 
     def __init__(self, runner: PhaseRunner, predictor, crop: CropColumns | None):
         self.runner, self.predictor, self.crop = runner, predictor, crop
@@ -142,7 +141,7 @@ class FusionWrapper:
             cc["transformer_options"] = chunk_options(options, chunks * n, per_chunk)
             return {"c": cc}
         # the wrapper returns x0 = x - sigma eps, which moves one for one with the input at a fixed eps
-        return self.runner.predict(predict, x, t, condition, input_slope=1.0, part_of=float(sigma[0]))
+        return self.runner.predict(predict, x, t, condition, input_slope=1.0)
 
 
 def chunk_options(options: dict, chunks: list, sigmas: torch.Tensor) -> dict:

@@ -8,8 +8,8 @@ Hook points (measured in ../shared/design/WEBUI-HOST-NOTES.md and FORGE-HOST-NOT
   function wrapper).
 - skip residual: an instance attribute on `sampler.model_wrap_cfg.forward` mixes the sampler state in
   place before the first evaluation of each step (`callback_state` marks step boundaries); the same on
-  both hosts.
-Every hook is removed in `finally`.
+  both hosts. Each call of that forward is one evaluation: every UNet call inside it shares one set of views.
+Every hook is removed in `finally`, restoring exactly what was there before.
 """
 from __future__ import annotations
 
@@ -23,11 +23,12 @@ import torch
 from modules import devices, images, processing, rng, sd_samplers, shared
 from modules.sd_samplers_common import InterruptedException
 
-from .driver import upscale_latent
-from .phase_runner import PhaseRunner
-from .phases import plan_phases
-from .settings import DemoFusionSettings
-from .tiled_vae import tiled_decode, tiled_encode
+from ..phase_runner import PhaseRunner
+from ..phases import plan_phases
+from ..settings import DemoFusionSettings
+from ..tiled_vae import tiled_decode, tiled_encode
+from ..upscale import upscale_latent
+from ..view_batch import ViewBatch
 
 # Samplers whose state cannot be mixed per step (measured; see the host notes, section 1)
 UNSUPPORTED_SAMPLERS = {
@@ -37,7 +38,7 @@ UNSUPPORTED_SAMPLERS = {
     # Forge only
     "HeunPP2": "it makes one, two or three model evaluations per step, so no step boundary is visible to the extension",
 }
-TIMESTEP_SAMPLERS = {"DDIM", "DDIM CFG++", "PLMS", "UniPC"}
+TIMESTEP_SAMPLERS = {"DDIM", "DDIM CFG++", "PLMS"}
 
 
 class DemoFusionError(ValueError):
@@ -68,12 +69,18 @@ def check_request(p) -> None:
 @dataclass
 class RunRecord:
     """What a run leaves for the script's postprocess: phase images and how far it got."""
-    phase_images: list = field(default_factory=list)     # (phase, [C,H,W] in [-1, 1]) per image
+    phase_images: list = field(default_factory=list)     # (phase, uint8 [B, H, W, 3] on the CPU)
     phases_planned: int = 0
     error: str | None = None
+    view_batch: ViewBatch | None = None                  # shrunk on out-of-memory, kept for the whole generation
 
 
-# run_phase(p, phase, window, settings, previous, z1, c, uc) -> the phase's latent
+def to_uint8(decoded: torch.Tensor) -> torch.Tensor:
+    """Decoded images in [-1, 1] as compact uint8 HWC on the CPU: a phase image is kept until postprocess."""
+    return ((decoded.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu()
+
+
+# run_phase(p, phase, window, settings, previous, z1, c, uc, view_batch) -> the phase's latent
 RunPhase = Callable[..., torch.Tensor]
 
 
@@ -132,7 +139,13 @@ def show_preview(latent: torch.Tensor) -> None:
         print(f"[DemoFusion] no live preview: {e}")
 
 
+ERROR_KEY = "DemoFusion error"
+
+
 def run(p, original, settings, record, run_phase: RunPhase, c, uc, seeds, subseeds, subseed_strength, prompts):
+    p.extra_generation_params.pop(ERROR_KEY, None)       # an earlier image of the batch count may have failed
+    if record.view_batch is None:
+        record.view_batch = ViewBatch(settings.view_batch_size)
     if is_img2img(p):
         encode_init_tiled(p, settings)
     z1 = original(conditioning=c, unconditional_conditioning=uc, seeds=seeds, subseeds=subseeds,
@@ -142,27 +155,27 @@ def run(p, original, settings, record, run_phase: RunPhase, c, uc, seeds, subsee
     record.phases_planned = len(phases)
     result, done = z1, phases[0]
     if settings.phase_images and len(phases) > 1:
-        record.phase_images.append((done, decode(p, z1, settings)))
+        record.phase_images.append((done, to_uint8(decode(p, z1, settings))))
     for phase in phases[1:]:
         if interrupted():
             break
         shared.state.nextjob()
         try:
-            out = run_phase(p, phase, (h, w), settings, result, z1, c, uc)
+            out = run_phase(p, phase, (h, w), settings, result, z1, c, uc, record.view_batch)
         except InterruptedException:
             break
         except Exception as e:              # never lose the finished phases
             record.error = f"phase {phase.index} failed: {e}"
             print(f"[DemoFusion] {record.error}; returning phase {done.index}")
             # the infotext is written after sampling: the image's PNG info and the API's info say what happened
-            p.extra_generation_params["DemoFusion error"] = f"{record.error}; the image is phase {done.index}"
+            p.extra_generation_params[ERROR_KEY] = f"{record.error}; the image is phase {done.index}"
             break
         if interrupted():                   # the sampler returned a partial phase
             break
         result, done = out, phase
         show_preview(result)
         if settings.phase_images and phase is not phases[-1]:
-            record.phase_images.append((phase, decode(p, result, settings)))
+            record.phase_images.append((phase, to_uint8(decode(p, result, settings))))
     if done.index == 1:
         return result
     return processing.DecodedSamples(list(decode(p, result, settings)))
@@ -189,7 +202,8 @@ class PhaseSampling:
     timestep: bool            # a timestep (DDIM-like) sampler: its state is VP, its "sigma" a timestep
 
 
-def new_phase(p, phase, window, settings: DemoFusionSettings, previous: torch.Tensor) -> PhaseSampling:
+def new_phase(p, phase, window, settings: DemoFusionSettings, previous: torch.Tensor,
+              view_batch: ViewBatch | None = None) -> PhaseSampling:
     """The enlarged latent, the image's own noise at the phase size, and a fresh sampler for the phase."""
     z = upscale_latent(previous, phase.shape)
     p.rng = rng.ImageRNG(z.shape[1:], p.seeds, subseeds=p.subseeds, subseed_strength=p.subseed_strength,
@@ -197,7 +211,7 @@ def new_phase(p, phase, window, settings: DemoFusionSettings, previous: torch.Te
     noise = p.rng.next()
     sampler = sd_samplers.create_sampler(p.sampler_name, p.sd_model)
     p.sampler = sampler
-    runner = PhaseRunner(phase, window, settings, z, noise, seed=int(p.seeds[0]))
+    runner = PhaseRunner(phase, window, settings, z, noise, seed=int(p.seeds[0]), view_batch=view_batch)
     timestep = sampler.config.name in TIMESTEP_SAMPLERS if sampler.config else False
     return PhaseSampling(sampler, runner, z, noise, timestep)
 
@@ -227,8 +241,10 @@ _MISSING = object()
 
 @contextlib.contextmanager
 def restored(obj, name, value, item=False):
-    """Set an attribute (or dict item) for the block, then put back exactly what was there (or nothing)."""
-    old = obj.get(name, _MISSING) if item else getattr(obj, name, _MISSING)
+    """Set an instance attribute (or dict item) for the block, then put back exactly what the instance had:
+    its own earlier value (another extension's hook), or nothing, so the class attribute shows through again."""
+    own = obj if item else vars(obj)
+    old = own.get(name, _MISSING)
     if item:
         obj[name] = value
     else:
@@ -237,7 +253,7 @@ def restored(obj, name, value, item=False):
         yield
     finally:
         if old is _MISSING:
-            obj.pop(name, None) if item else delattr(obj, name)
+            own.pop(name, None)
         elif item:
             obj[name] = old
         else:
@@ -260,7 +276,7 @@ def skip_residual_hook(p, sampler, runner: PhaseRunner, timestep: bool):
         boundary["first"], boundary["skip"] = True, 1 if second_order else 0
         return callback(d)
 
-    def mixing_forward(x, sigma, *args, **kwargs):
+    def evaluating_forward(x, sigma, *args, **kwargs):
         if boundary["first"]:
             if boundary["skip"]:
                 boundary["skip"] -= 1
@@ -271,15 +287,11 @@ def skip_residual_hook(p, sampler, runner: PhaseRunner, timestep: bool):
                     runner.mix(x, t, alpha_bar=model.alphas_cumprod[t].to(x.device, x.dtype))
                 else:
                     runner.mix(x, float(sampler.model_wrap.sigma_to_t(sigma[:1])[0]), sigma=sigma.view(-1, 1, 1, 1))
-        return cfg_forward(x, sigma, *args, **kwargs)
+        with runner.evaluation():
+            return cfg_forward(x, sigma, *args, **kwargs)
 
-    cfg.forward = mixing_forward
-    sampler.callback_state = step_callback
-    try:
+    with restored(cfg, "forward", evaluating_forward), restored(sampler, "callback_state", step_callback):
         yield
-    finally:
-        for obj, name in ((cfg, "forward"), (sampler, "callback_state")):
-            obj.__dict__.pop(name, None)
 
 
 def phase_report(phase, runner: PhaseRunner, counter, extras: list[str]) -> str:
