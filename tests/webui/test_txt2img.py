@@ -12,6 +12,11 @@ from webui_client import demofusion, images, plain_request, small, txt2img_inter
 ON = {"enabled": True}
 
 
+def mean_abs_difference(a, b):
+    import numpy as np
+    return float(np.abs(np.asarray(a, dtype=float) - np.asarray(b, dtype=float)).mean())
+
+
 @pytest.mark.parametrize("scale,size,want", [(2, (128, 128), (256, 256)), (2.5, (128, 128), (320, 320)),
                                              (2, (128, 96), (256, 192)), (3, (96, 64), (288, 192))])
 def test_final_image_is_scale_times_base(webui, scale, size, want):
@@ -43,9 +48,14 @@ def test_every_listed_sampler_works_or_is_refused_by_name(webui):
     outcome = {}
     size, want = small(webui)
     for s in webui.get("/sdapi/v1/samplers"):
-        status, r = webui.txt2img(demofusion([dict(ON, scale=2)], sampler_name=s["name"], **size))
+        request = demofusion([dict(ON, scale=2, phase_images=True)], sampler_name=s["name"], **size)
+        status, r = webui.txt2img(request)
         if status == 200:
-            assert images(r)[0].size == want
+            final, first = images(r)
+            assert final.size == want and first.size == (size["width"], size["height"])
+            # phase 2 repainted the picture (not the enlarged phase 1), and the same request gives the same image
+            assert mean_abs_difference(final, first.resize(want, Image.BICUBIC)) > 4, s["name"]
+            assert webui.txt2img(request)[1]["images"][0] == r["images"][0], s["name"]
             outcome[s["name"]] = "works"
         else:
             msg = r.get("errors", "")
@@ -113,7 +123,10 @@ def test_interrupt_returns_the_last_finished_phase_and_leaves_nothing_behind(web
     (status, r), stopped_after = txt2img_interrupted_in_phase_2(
         webui, demofusion([dict(ON, scale=3)], steps=30, width=side, height=side))
     assert status == 200, r
-    assert images(r)[0].size in [(side, side), (2 * side, 2 * side)]     # phase 1 or 2, never a partial phase
+    # interrupted in phase 2: exactly the finished phase 1, i.e. the plain image of these settings
+    plain = webui.txt2img(plain_request(steps=30, width=side, height=side))[1]
+    assert [i.size for i in images(r)] == [(side, side)]
+    assert images(r)[0].tobytes() == images(plain)[0].tobytes()
     assert stopped_after < 30
     assert webui.txt2img(plain_request())[1]["images"][0] == webui.baseline
 
@@ -123,8 +136,11 @@ def test_skip_returns_the_last_finished_phase_and_the_batch_goes_on(webui):
     (status, r), _ = txt2img_interrupted_in_phase_2(
         webui, demofusion([dict(ON, scale=3)], steps=steps, width=side, height=side, n_iter=2), button="skip")
     assert status == 200, r
-    sizes = [i.size for i in images(r)]
-    assert sizes[0] in [(side, side), (2 * side, 2 * side)] and sizes[-1] == (3 * side, 3 * side), sizes
+    got = images(r)
+    assert [i.size for i in got] == [(side, side), (3 * side, 3 * side)]
+    # the skipped image is its finished phase 1 (the plain image of its seed); the second one is whole
+    plain = webui.txt2img(plain_request(steps=steps, width=side, height=side))[1]
+    assert got[0].tobytes() == images(plain)[0].tobytes()
 
 
 def test_prompt_editing_and_and_prompts_work(webui):

@@ -102,6 +102,13 @@ def harness_missing():
     return A1111.missing()
 
 
+def phase_log_lines(webui, phase=2):
+    """The engine's report lines for `phase` in the server log, oldest first."""
+    if webui.log is None:
+        pytest.skip("server log unknown for a server given by URL")
+    return [ln for ln in webui.log.read_text().splitlines() if ln.startswith(f"[DemoFusion] phase {phase} ")]
+
+
 def _serve(kind, port, env_name, ui_mode=False):
     """Yield a WebUI for `kind`: the server named by $env_name, or a harness server started here."""
     host = FORGE if kind == "forge" else A1111
@@ -116,9 +123,12 @@ def _serve(kind, port, env_name, ui_mode=False):
         for link in (host.tree / "extensions").iterdir():   # other links to this project (an interrupted run, another checkout)
             if link.is_symlink() and link.name != REPO.name and (link.resolve() / "demofusion_ext").is_dir():
                 link.unlink()
-        fault = host.tree / "extensions" / "zz-dffault"        # test-only: makes a chosen phase fail on request
-        if not fault.is_symlink():
-            fault.symlink_to(REPO / "tests" / "webui" / "fault_probe")
+        probes = {"zz-dffault": "fault_probe"}               # test-only: makes a chosen phase fail on request
+        if host is A1111:
+            probes["zz-dfapply"] = "apply_probe"                 # another extension's apply_model hook, a probe
+        for name, folder in probes.items():
+            if not (host.tree / "extensions" / name).is_symlink():
+                (host.tree / "extensions" / name).symlink_to(REPO / "tests" / "webui" / folder)
         subprocess.run([str(host.stop), str(port)], env=env, capture_output=True)
         out = subprocess.run([str(host.start)] + (["--ui"] if ui_mode else []), env=env, capture_output=True, text=True)
         if out.returncode:
