@@ -16,9 +16,10 @@ def noised(z: torch.Tensor, noise: torch.Tensor, sigma) -> torch.Tensor:
 
 
 def noised_vp(z: torch.Tensor, noise: torch.Tensor, alpha_bar) -> torch.Tensor:
-    """The same for timestep (DDIM/PLMS) samplers, whose state is sqrt(a) x0 + sqrt(1 - a) n."""
-    alpha_bar = torch.as_tensor(alpha_bar, dtype=z.dtype, device=z.device)
-    return alpha_bar.sqrt() * z + (1 - alpha_bar).sqrt() * noise
+    """The same for timestep (DDIM/PLMS) samplers, whose state is sqrt(a) x0 + sqrt(1 - a) n. The coefficients are
+    taken in float64: in float16, 1 - a near t = 0 keeps about one significant digit."""
+    a = float(alpha_bar)
+    return z * a ** 0.5 + noise * (1 - a) ** 0.5
 
 
 def skip_residual(x: torch.Tensor, target: torch.Tensor, c1: float, inplace: bool = False) -> torch.Tensor:

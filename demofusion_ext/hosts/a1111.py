@@ -101,8 +101,8 @@ def fusion_hook(p, runner: PhaseRunner, apply_model, hints: "PhaseHints | None" 
             return {"cond": split_cond(cond, views, rows, x.shape[-2:], crop), "views": views}
         slope = None
         if v_model:      # v on the scaled input moves by -sigma per unit of input at a fixed eps
-            a = model.alphas_cumprod[int(round(tv))].to(x.device, x.dtype)
-            slope = -((1 - a) / a).sqrt()
+            a = float(model.alphas_cumprod[int(round(tv))])      # float64: 1 - a loses digits in float16
+            slope = -((1 - a) / a) ** 0.5
         return runner.predict(predict, x, tv, condition, input_slope=slope)
 
     with webui.restored(model, "apply_model", fused_apply_model):

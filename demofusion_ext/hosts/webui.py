@@ -26,6 +26,7 @@ from modules.sd_samplers_common import InterruptedException
 from ..phase_runner import PhaseRunner
 from ..phases import plan_phases
 from ..settings import DemoFusionSettings
+from ..skip_residual import noised_vp
 from ..tiled_vae import tiled_decode, tiled_encode
 from ..upscale import upscale_latent
 from ..view_batch import ViewBatch
@@ -227,8 +228,7 @@ def sample_phase(p, ps: PhaseSampling, settings: DemoFusionSettings, c, uc) -> t
         if ps.timestep and strength >= 1:
             # sample_img2img of the timestep samplers starts one step late; start from x_T ourselves
             t_first = int(sampler.get_timesteps(p, p.steps)[-1])
-            a = p.sd_model.alphas_cumprod[t_first].to(z.device, z.dtype)
-            x = a.sqrt() * z + (1 - a).sqrt() * noise
+            x = noised_vp(z, noise, p.sd_model.alphas_cumprod[t_first])
             out = sampler.sample(p, x, c, uc, image_conditioning=image_cond)
         else:
             out = sampler.sample_img2img(p, z, noise, c, uc, steps=p.steps, image_conditioning=image_cond)
@@ -284,7 +284,7 @@ def skip_residual_hook(p, sampler, runner: PhaseRunner, timestep: bool):
                 boundary["first"] = False
                 if timestep:
                     t = int(sigma[0])
-                    runner.mix(x, t, alpha_bar=model.alphas_cumprod[t].to(x.device, x.dtype))
+                    runner.mix(x, t, alpha_bar=model.alphas_cumprod[t])
                 else:
                     runner.mix(x, float(sampler.model_wrap.sigma_to_t(sigma[:1])[0]), sigma=sigma.view(-1, 1, 1, 1))
         with runner.evaluation():
