@@ -31,7 +31,10 @@ def _coerce(name: str, value):
 
 
 def parse_args(args) -> tuple[bool, DemoFusionSettings | None]:
-    """(enabled, settings) from the script args; ValueError names the argument that is wrong."""
+    """(enabled, settings) from the script args; ValueError names the argument that is wrong.
+
+    Positional arguments are off unless the first is true; a dict of named arguments is on unless it says
+    "enabled": false."""
     args = list(args)
     if args and isinstance(args[0], dict):
         if len(args) > 1 and any(a is not None for a in args[1:]) and isinstance(args[1], dict):
@@ -46,7 +49,8 @@ def parse_args(args) -> tuple[bool, DemoFusionSettings | None]:
             raise ValueError(f"DemoFusion takes at most {len(ARG_NAMES)} positional arguments "
                              f"({', '.join(ARG_NAMES)}), got {len(args)}")
         named = {n: v for n, v in zip(ARG_NAMES, args) if v is not None}
-    enabled = named.pop("enabled", False)
+    # a dict of settings is a request to use them (as ControlNet's unit dicts): without "enabled" it turns DemoFusion on
+    enabled = named.pop("enabled", bool(args) and isinstance(args[0], dict))
     if not isinstance(enabled, bool):
         raise ValueError(f"DemoFusion argument 'enabled' = {enabled!r}: expected true or false")
     if not enabled:

@@ -80,7 +80,7 @@ class DemoFusionScript(scripts.Script):
         if not enabled:
             return
         try:
-            host.check_request(p)
+            host.check_request(p, settings)
         except ValueError as e:
             host.refuse(p, e)
             return
@@ -130,12 +130,9 @@ def add_phase_images(p, processed, record):
     from modules.shared import opts
     first = processed.index_of_first_image
     at = len(processed.infotexts)              # the end of the images the WebUI itself produced
-    batch = 0
-    for phase, decoded in record.phase_images:
-        if phase.index == 1:
-            batch += 1
+    for iteration, phase, decoded in record.phase_images:
         for i, img in enumerate(decoded):
-            k = (batch - 1) * p.batch_size + i              # the final image this phase belongs to
+            k = iteration * p.batch_size + i              # the final image this phase belongs to
             pil = webui_images.Image.fromarray(img.numpy())
             final_info = processed.infotexts[min(first + k, len(processed.infotexts) - 1)]
             info = f"{final_info}, DemoFusion phase: {phase.index} of {record.phases_planned}"

@@ -15,7 +15,15 @@ def test_positional_in_ui_order_and_named_dict_agree():
 def test_disabled_needs_no_valid_settings():
     assert parse_args([False]) == (False, None)
     assert parse_args([]) == (False, None)
-    assert parse_args([{"scale": 3}]) == (False, None)
+    assert parse_args([{"enabled": False, "scale": 99}]) == (False, None)
+
+
+def test_a_dict_of_settings_without_enabled_turns_demofusion_on():
+    """As ControlNet's unit dicts: {"scale": 3} is not silently ignored."""
+    enabled, s = parse_args([{"scale": 3}])
+    assert enabled and s.scale == 3
+    with pytest.raises(ValueError, match="'scale' = 20"):
+        parse_args([{"scale": 20}])
 
 
 @pytest.mark.parametrize("args,message", [

@@ -23,8 +23,8 @@ from ..skip_residual import anchor
 from ..view_conditioning import CropColumns, split_cond
 
 
-def check_request(p) -> None:
-    webui.check_request(p)
+def check_request(p, settings: DemoFusionSettings) -> None:
+    webui.check_request(p, settings)
     if getattr(shared.sd_model, "is_sd3", False):
         raise DemoFusionError("DemoFusion supports SD1.x, SD2.x and SDXL checkpoints, not SD3.")
 
@@ -75,7 +75,7 @@ def run_phase(p, phase, window, settings, previous, z1, c, uc, view_batch=None) 
     print(webui.phase_report(phase, ps.runner, counter, (["SDXL crop coordinates per view"] if crop else []) + (
         [f"{len(units)} ControlNet unit(s) per view, phase hints {hints.nbytes / 2 ** 20:.2f} MiB on {hints.device}"]
         if hints else [])))
-    return anchor(out, z1)
+    return anchor(out, z1), counter.calls
 
 
 @contextlib.contextmanager

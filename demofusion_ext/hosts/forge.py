@@ -31,8 +31,8 @@ CONTROLNET_REFUSAL = ("DemoFusion cannot serve Forge's built-in ControlNet (Cont
                       "disable the ControlNet units, or turn DemoFusion off for this generation.")
 
 
-def check_request(p) -> None:
-    webui.check_request(p)
+def check_request(p, settings: DemoFusionSettings) -> None:
+    webui.check_request(p, settings)
     model = p.sd_model
     if not (model.is_sd1 or model.is_sd2 or model.is_sdxl):
         raise DemoFusionError(f"DemoFusion supports SD1.x, SD2.x and SDXL checkpoints, not "
@@ -108,7 +108,7 @@ def run_phase(p, phase, window, settings, previous, z1, c, uc, view_batch=None) 
     finally:
         model.forge_objects = phase_one
     print(webui.phase_report(phase, ps.runner, fusion.counter, ["SDXL crop coordinates per view"] if crop else []))
-    return anchor(out, z1)
+    return anchor(out, z1), fusion.counter.calls
 
 
 class FusionWrapper:

@@ -50,8 +50,30 @@ def supported_samplers() -> list[str]:
     return [s.name for s in sd_samplers.all_samplers if s.name not in UNSUPPORTED_SAMPLERS]
 
 
-def check_request(p) -> None:
+def native_size(model) -> int:
+    """The side the model was trained at: what Width and Height should be."""
+    return 1024 if getattr(model, "is_sdxl", False) else 768 if getattr(model, "is_sd2", False) else 512
+
+
+def check_size(p, settings: DemoFusionSettings) -> None:
+    """Refuse sizes that cannot be saved, or whose phase 1 alone would take hours, before any work."""
+    final = plan_phases(p.height // 8, p.width // 8, settings.scale)[-1]
+    megapixels = final.width * final.height * 64 / 1e6
+    limit = float(getattr(shared.opts, "img_max_size_mp", 200) or 200)
+    if megapixels > limit:
+        raise DemoFusionError(f"DemoFusion's output {size_of(final)} ({megapixels:.0f} MP) is above the WebUI's Maximum "
+                              f"image size ({limit:g} MP, Settings > Saving images/grids): lower Scale or Width x "
+                              f"Height, or raise that setting.")
+    native = native_size(p.sd_model)
+    if max(p.width, p.height) > 2 * native:
+        raise DemoFusionError(f"Width x Height {p.width}x{p.height} is far above this model's native size ({native} px), "
+                              f"where DemoFusion's phase 1 and every window would repeat the picture: set them near "
+                              f"{native} x {native} and let Scale set the final size.")
+
+
+def check_request(p, settings: DemoFusionSettings) -> None:
     """Refuse, before any sampling, what DemoFusion cannot do on either host."""
+    check_size(p, settings)
     config = sd_samplers.find_sampler_config(p.sampler_name)
     name = config.name if config else p.sampler_name
     if name in UNSUPPORTED_SAMPLERS:
@@ -70,7 +92,7 @@ def check_request(p) -> None:
 @dataclass
 class RunRecord:
     """What a run leaves for the script's postprocess: phase images and how far it got."""
-    phase_images: list = field(default_factory=list)     # (phase, uint8 [B, H, W, 3] on the CPU)
+    phase_images: list = field(default_factory=list)     # (iteration, phase, uint8 [B, H, W, 3] on the CPU)
     phases_planned: int = 0
     error: str | None = None
     view_batch: ViewBatch | None = None                  # shrunk on out-of-memory, kept for the whole generation
@@ -81,7 +103,7 @@ def to_uint8(decoded: torch.Tensor) -> torch.Tensor:
     return ((decoded.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu()
 
 
-# run_phase(p, phase, window, settings, previous, z1, c, uc, view_batch) -> the phase's latent
+# run_phase(p, phase, window, settings, previous, z1, c, uc, view_batch) -> (the phase's latent, UNet calls made)
 RunPhase = Callable[..., torch.Tensor]
 
 
@@ -140,11 +162,19 @@ def show_preview(latent: torch.Tensor) -> None:
         print(f"[DemoFusion] no live preview: {e}")
 
 
-ERROR_KEY = "DemoFusion error"
+# infotext keys that describe one image of a batch count: reset as each image starts
+OUTPUT_KEY, ERROR_KEY, STOPPED_KEY, NOTE_KEY = ("DemoFusion output size", "DemoFusion error", "DemoFusion stopped",
+                                                "DemoFusion note")
+
+
+def size_of(phase) -> str:
+    return f"{phase.width * 8}x{phase.height * 8}"
 
 
 def run(p, original, settings, record, run_phase: RunPhase, c, uc, seeds, subseeds, subseed_strength, prompts):
-    p.extra_generation_params.pop(ERROR_KEY, None)       # an earlier image of the batch count may have failed
+    params = p.extra_generation_params
+    for key in (ERROR_KEY, STOPPED_KEY, NOTE_KEY):
+        params.pop(key, None)
     if record.view_batch is None:
         record.view_batch = ViewBatch(settings.view_batch_size)
     if is_img2img(p):
@@ -154,29 +184,47 @@ def run(p, original, settings, record, run_phase: RunPhase, c, uc, seeds, subsee
     h, w = z1.shape[-2:]
     phases = plan_phases(h, w, settings.scale)
     record.phases_planned = len(phases)
-    result, done = z1, phases[0]
+    params[OUTPUT_KEY] = size_of(phases[-1])
+    iteration = getattr(p, "iteration", 0)
+    result, done, notes, stopped = z1, phases[0], [], None
     if settings.phase_images and len(phases) > 1:
-        record.phase_images.append((done, to_uint8(decode(p, z1, settings))))
+        record.phase_images.append((iteration, done, to_uint8(decode(p, z1, settings))))
     for phase in phases[1:]:
         if interrupted():
+            stopped = phase
             break
         shared.state.nextjob()
         try:
-            out = run_phase(p, phase, (h, w), settings, result, z1, c, uc, record.view_batch)
+            out, calls = run_phase(p, phase, (h, w), settings, result, z1, c, uc, record.view_batch)
         except InterruptedException:
+            stopped = phase
             break
         except Exception as e:              # never lose the finished phases
             record.error = f"phase {phase.index} failed: {e}"
             print(f"[DemoFusion] {record.error}; returning phase {done.index}")
             # the infotext is written after sampling: the image's PNG info and the API's info say what happened
-            p.extra_generation_params[ERROR_KEY] = f"{record.error}; the image is phase {done.index}"
+            params[ERROR_KEY] = f"{record.error}; the image is phase {done.index}"
             break
         if interrupted():                   # the sampler returned a partial phase
+            stopped = phase
             break
+        if calls == 0:
+            notes.append(f"phase {phase.index} made no model evaluation (its denoising strength leaves no step of "
+                         f"{p.steps}), so it is phase {done.index} enlarged; raise Sampling steps or the strength")
         result, done = out, phase
         show_preview(result)
         if settings.phase_images and phase is not phases[-1]:
-            record.phase_images.append((phase, to_uint8(decode(p, result, settings))))
+            record.phase_images.append((iteration, phase, to_uint8(decode(p, result, settings))))
+    if stopped is not None:
+        how = "skipped" if shared.state.skipped else "interrupted"
+        params[STOPPED_KEY] = f"{how} in phase {stopped.index} of {len(phases)}; the image is phase {done.index}"
+    if done is not phases[-1]:
+        params[OUTPUT_KEY] = size_of(done)
+        # the returned image is that phase: it is not repeated among the earlier phases' images
+        record.phase_images = [e for e in record.phase_images if (e[0], e[1]) != (iteration, done)]
+    if notes:
+        params[NOTE_KEY] = "; ".join(notes)
+        print(f"[DemoFusion] {params[NOTE_KEY]}")
     if done.index == 1:
         return result
     return processing.DecodedSamples(list(decode(p, result, settings)))

@@ -177,8 +177,8 @@ def txt2img_polling(ui, payload, on_progress, path="/sdapi/v1/progress?skip_curr
         t.join()
 
 
-def txt2img_interrupted_in_phase_2(ui, payload, timeout=120, button="interrupt"):
-    """Run a request and press Interrupt (or Skip) once its second phase has started; returns
+def txt2img_interrupted_in_phase_2(ui, payload, timeout=120, button="interrupt", phase=2):
+    """Run a request and press Interrupt (or Skip) once its second (or `phase`-th) phase has started; returns
     (response, seconds to stop)."""
     import threading
     import time
@@ -191,7 +191,7 @@ def txt2img_interrupted_in_phase_2(ui, payload, timeout=120, button="interrupt")
     while time.time() < deadline:
         s = state()
         # job_no of the previous request lingers after it ended; job_count is 0 until a new one begins
-        if s["job_count"] > 0 and s["job_no"] >= 1:
+        if s["job_count"] > 0 and s["job_no"] >= phase - 1:
             break
         time.sleep(0.05)
     t0 = time.time()
