@@ -154,11 +154,18 @@ def xyz_overrides(p, args):
     return [named]
 
 
+AXES = {"[DemoFusion] Scale": "scale", "[DemoFusion] Window stride": "stride", "[DemoFusion] Sigma": "sigma"}
+
+
 def add_axis_options():
+    """The X/Y/Z plot axes. Added when this script loads (the WebUI loads its own scripts, xyz_grid among them,
+    before extensions) so that an API-only start, which builds the scripts' arguments before any UI callback,
+    lists them too; again before the UI in case xyz_grid loaded later. Adding twice changes nothing."""
     xyz = [x for x in scripts.scripts_data if x.script_class.__module__ == "xyz_grid.py"]
     if not xyz:
         return
     xyz_grid = xyz[0].module
+    present = {option.label for option in xyz_grid.axis_options}
 
     def setter(name):
         def apply(p, value, _):
@@ -166,11 +173,9 @@ def add_axis_options():
             values[name] = float(value)
             p.demofusion_ext_xyz = values
         return apply
-    xyz_grid.axis_options.extend([
-        xyz_grid.AxisOption("[DemoFusion] Scale", float, setter("scale")),
-        xyz_grid.AxisOption("[DemoFusion] Window stride", float, setter("stride")),
-        xyz_grid.AxisOption("[DemoFusion] Sigma", float, setter("sigma")),
-    ])
+    xyz_grid.axis_options.extend(xyz_grid.AxisOption(label, float, setter(name))
+                                 for label, name in AXES.items() if label not in present)
 
 
+add_axis_options()
 script_callbacks.on_before_ui(add_axis_options)

@@ -69,3 +69,18 @@ def test_a_phase_that_made_no_model_evaluation_is_noted(webui):
     assert noted == (calls == 0), (line, infotext(r))
     if webui.host == "a1111":
         assert noted, line                                   # measured on A1111: 0 UNet calls
+
+
+def test_xyz_axes_are_offered_by_an_api_only_server(webui):
+    """The fixture's servers start API-only (--nowebui): the axes must be there too, and drive a plot."""
+    [xyz] = [s for s in webui.get("/sdapi/v1/script-info") if s["name"] == "x/y/z plot" and not s["is_img2img"]]
+    choices = xyz["args"][0]["choices"]
+    for label in ("[DemoFusion] Scale", "[DemoFusion] Window stride", "[DemoFusion] Sigma"):
+        assert choices.count(label) == 1, choices
+    size, _ = small(webui)
+    args = [choices.index("[DemoFusion] Scale"), "2, 2.5", [], 0, "", [], 0, "", [], True, True, False, False,
+            False, False, False, 0, False]
+    status, r = webui.txt2img(dict(demofusion([False], **size), script_name="x/y/z plot", script_args=args))
+    assert status == 200, r
+    side = size["width"]
+    assert {(2 * side, 2 * side), (int(2.5 * side / 8 + 0.5) * 8,) * 2} <= {i.size for i in images(r)}
