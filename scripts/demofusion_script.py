@@ -6,9 +6,12 @@ from modules.ui_components import InputAccordion
 
 from demofusion_ext.api_args import ARG_NAMES, INFOTEXT_KEYS, parse_args
 from demofusion_ext.phases import plan_phases
+from demofusion_ext.plan_summary import plan_summary
 from demofusion_ext.settings import LIMITS, DemoFusionSettings
 
 DEFAULTS = DemoFusionSettings()
+# the WebUI's inputs the plan line depends on, by the suffix of their elem_id (txt2img_width, img2img_steps, ...)
+PLAN_INPUTS = ("width", "height", "steps")
 
 
 class DemoFusionScript(scripts.Script):
@@ -36,6 +39,8 @@ class DemoFusionScript(scripts.Script):
                 stride = gr.Slider(0.125, 1.0, value=d.stride, step=0.125, label="Window stride",
                                    info="How far local windows move, as a fraction of a window: smaller = more overlap, "
                                         "fewer seams, slower", elem_id=eid("stride"))
+            plan = gr.HTML(value=plan_summary(512, 512, 20, d.scale, d.stride, 0.75 if is_img2img else None),
+                           elem_id=eid("plan"), elem_classes=["demofusion-plan"])
             with gr.Row():
                 sigma = gr.Slider(0.1, 5.0, value=d.sigma, step=0.1, label="Global blur (sigma)",
                                   info="Blur of the dilated global views: higher keeps the composition smoother",
@@ -61,6 +66,8 @@ class DemoFusionScript(scripts.Script):
                                      info="Lower uses less VRAM when decoding large images", elem_id=eid("decode_tile_size"))
                     jitter = gr.Checkbox(value=d.random_jitter, label="Random window jitter",
                                          info="Move windows a little at every step: fewer seams", elem_id=eid("random_jitter"))
+        self.plan_line = (tab, plan, scale, stride)
+        self.wire_plan_line()
         controls = [enabled, scale, stride, view_batch, c1, c2, c3, sigma, jitter, phase_denoise, tile, phase_images]
         assert len(controls) == len(ARG_NAMES)
         # pasting an image without DemoFusion keys turns DemoFusion off
@@ -68,6 +75,38 @@ class DemoFusionScript(scripts.Script):
         self.infotext_fields += [(c, pasted(n)) for c, n in zip(controls[1:], ARG_NAMES[1:])]
         self.paste_field_names = [INFOTEXT_KEYS[n] for n in ARG_NAMES]
         return controls
+
+    def after_component(self, component, **kwargs):
+        """Collect the WebUI's own inputs the plan line depends on (created before or after this script's UI)."""
+        elem_id = getattr(component, "elem_id", None) or ""
+        if not hasattr(self, "webui_inputs"):
+            self.webui_inputs = {}
+        self.webui_inputs[elem_id] = component
+        self.wire_plan_line()
+
+    def wire_plan_line(self):
+        """Recompute the plan line in Python whenever the size, steps, denoising, scale or stride change."""
+        if getattr(self, "plan_wired", False) or not hasattr(self, "plan_line"):
+            return
+        tab, plan, scale, stride = self.plan_line
+        found = getattr(self, "webui_inputs", {})
+        names = [f"{tab}_{n}" for n in PLAN_INPUTS] + (["img2img_denoising_strength"] if tab == "img2img" else [])
+        if not all(n in found for n in names):
+            return
+        inputs = [found[n] for n in names] + [scale, stride]
+
+        def describe(width, height, steps, *rest):
+            *denoising, scale_value, stride_value = rest
+            try:
+                return plan_summary(int(width), int(height), int(steps), float(scale_value), float(stride_value),
+                                    float(denoising[0]) if denoising else None)
+            except (TypeError, ValueError) as e:
+                return f"({e})"
+        plan.value = describe(*[c.value for c in inputs])
+        quiet = False if gr.__version__.startswith("3.") else "hidden"      # Gradio 3 (A1111) and 4 (Forge)
+        for component in inputs:
+            component.change(fn=describe, inputs=inputs, outputs=[plan], show_progress=quiet, queue=False)
+        self.plan_wired = True
 
     def process(self, p, *args):
         host = host_adapter(p)

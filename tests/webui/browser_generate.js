@@ -1,5 +1,7 @@
-// Drive the txt2img tab in headless Chromium: enable DemoFusion, read the computed size, generate at scale 2
-// with phase images, and report what the gallery shows. Prints one JSON line; saves screenshots in OUT_DIR.
+// Drive the txt2img tab in headless Chromium: enable DemoFusion, change each input the plan line depends on and
+// time how long the line takes to follow (CHANGES: JSON [[elem_id, value, expected line], ...], the last change
+// leaving the settings to generate with), generate with phase images, and report what the gallery shows.
+// Prints one JSON line; saves screenshots in OUT_DIR.
 // usage: node browser_generate.js URL OUT_DIR   (PLAYWRIGHT_CORE: path of playwright-core)
 const path = require('path');
 const { chromium } = require(process.env.PLAYWRIGHT_CORE);
@@ -25,14 +27,23 @@ async function setNumber(page, id, value) {
     await setNumber(page, 'txt2img_height', 128);
     await page.locator('#demofusion_ext_txt2img_enabled input[type=checkbox]').first().check();
     await page.locator('#demofusion_ext_txt2img_enabled .label-wrap').first().click();
-    await setNumber(page, 'demofusion_ext_txt2img_scale', 2);
     await page.locator('#demofusion_ext_txt2img_phase_images input[type=checkbox]').check();
-    const note = page.locator('#demofusion_ext_txt2img_scale .demofusion-output-size');
-    await page.waitForFunction(() => {
-      const n = document.querySelector('gradio-app').querySelector('#demofusion_ext_txt2img_scale .demofusion-output-size');
-      return n && n.textContent.includes('256 x 256');
-    }, null, { timeout: 30000 });
-    const noteText = await note.innerText();
+    const follows = [];
+    for (const [id, value, want] of JSON.parse(process.env.CHANGES || '[]')) {
+      const t0 = Date.now();
+      await setNumber(page, id, value);
+      let seen = null;
+      try {
+        await page.waitForFunction(w => {
+          const n = document.querySelector('gradio-app').querySelector('#demofusion_ext_txt2img_plan');
+          return n && n.textContent.trim() === w;
+        }, want, { timeout: 1000, polling: 20 });
+      } catch (e) {
+        seen = await page.locator('#demofusion_ext_txt2img_plan').innerText();
+      }
+      follows.push({ id, value, ms: Date.now() - t0, ok: seen === null, seen });
+    }
+    const noteText = (await page.locator('#demofusion_ext_txt2img_plan').innerText()).trim();
     await page.locator('#demofusion_ext_txt2img_enabled').scrollIntoViewIfNeeded();
     await page.screenshot({ path: path.join(out, 'accordion.png') });
     await page.locator('#txt2img_generate').click();
@@ -45,7 +56,7 @@ async function setNumber(page, id, value) {
       return !b || getComputedStyle(b).display === 'none'; }, null, { timeout: 60000 });
     const info = await page.locator('#html_info_txt2img').last().innerText();
     await page.screenshot({ path: path.join(out, 'generated.png') });
-    console.log(JSON.stringify({ note: noteText, gallery: sizes, info }));
+    console.log(JSON.stringify({ note: noteText, follows, gallery: sizes, info }));
   } finally {
     await browser.close();
   }

@@ -7,28 +7,47 @@ import subprocess
 
 import pytest
 
-from webui_client import HARNESS, demofusion, images
+from demofusion_ext.plan_summary import plan_summary
+from webui_client import HARNESS, demofusion, images, phase_log_lines
 
 HERE = pathlib.Path(__file__).resolve().parent
 SHOTS = pathlib.Path(os.environ.get("DEMOFUSION_SCREENSHOTS", HERE / "screenshots"))
 
 
-def test_browser_enables_demofusion_reads_size_and_finds_final_and_phase_image(webui_ui):
+def test_browser_plan_line_follows_every_input_and_matches_the_run(webui_ui):
     playwright = HARNESS / "node" / "node_modules" / "playwright-core"
     if not shutil.which("node") or not shutil.which("chromium") or not playwright.exists():
         pytest.skip("needs node, /usr/bin/chromium and the harness's playwright-core (setup.sh without SKIP_BROWSER)")
     shots = SHOTS / webui_ui.host
     shots.mkdir(parents=True, exist_ok=True)
+    # each change, and the line the engine's own plan gives for the settings after it
+    state = {"txt2img_width": 128, "txt2img_height": 128, "txt2img_steps": 4,
+             "demofusion_ext_txt2img_scale": 2, "demofusion_ext_txt2img_stride": 0.5}
+    changes = []
+    for elem_id, value in [("demofusion_ext_txt2img_scale", 3), ("demofusion_ext_txt2img_stride", 0.25),
+                           ("txt2img_width", 192), ("txt2img_height", 96), ("txt2img_steps", 3),
+                           ("demofusion_ext_txt2img_scale", 2), ("demofusion_ext_txt2img_stride", 0.5),
+                           ("txt2img_width", 128), ("txt2img_height", 128), ("txt2img_steps", 4)]:
+        state[elem_id] = value
+        changes.append([elem_id, value, plan_summary(state["txt2img_width"], state["txt2img_height"],
+                                                     state["txt2img_steps"], state["demofusion_ext_txt2img_scale"],
+                                                     state["demofusion_ext_txt2img_stride"])])
+    before = len(phase_log_lines(webui_ui)) if webui_ui.log else 0
     out = subprocess.run(["node", str(HERE / "browser_generate.js"), webui_ui.url + "/", str(shots)],
-                         env=dict(os.environ, PLAYWRIGHT_CORE=str(playwright)), capture_output=True, text=True,
-                         timeout=600)
+                         env=dict(os.environ, PLAYWRIGHT_CORE=str(playwright), CHANGES=json.dumps(changes)),
+                         capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     print("screenshots:", shots / "accordion.png", shots / "generated.png")
-    assert result["note"].startswith("Output 256 x 256 px in 2 phases")
-    assert "phase 1: 1, phase 2: 9 + 4; total 14, 56 for 4 steps" in result["note"]
+    print("plan line followed in ms:", [(f["id"], f["value"], f["ms"]) for f in result["follows"]])
+    assert all(f["ok"] for f in result["follows"]), [f for f in result["follows"] if not f["ok"]]
+    assert result["note"] == changes[-1][2] == ("Output 256 x 256 px in 2 phases. Base-size model evaluations "
+                                                "(x2 with CFG): phase 1: 4, phase 2: 4 x (9 + 4) - 4 = 48; total 52.")
     assert result["gallery"] == [[256, 256], [128, 128]]       # the final image first, then phase 1
     assert "DemoFusion scale: 2.0" in result["info"]
+    if webui_ui.log:            # the run made what the line said: 48 base-size views, cond and uncond rows
+        [line] = phase_log_lines(webui_ui)[before:]
+        assert line.split()[5] == "4" and line.split()[11].rstrip(",") == str(2 * 48), line
 
 
 def test_xyz_plot_offers_scale_stride_and_sigma_axes(webui_ui):
