@@ -62,7 +62,7 @@ def crop_columns(model) -> CropColumns | None:
     return None
 
 
-def run_phase(p, phase, window, settings, previous, z1, c, uc, view_batch=None) -> torch.Tensor:
+def run_phase(p, phase, window, settings, previous, z1, c, uc, view_batch=None) -> tuple[torch.Tensor, int]:
     ps = webui.new_phase(p, phase, window, settings, previous, view_batch)
     if p.scripts is not None:
         p.scripts.process_before_every_sampling(p=p, x=ps.z, noise=ps.noise, c=c, uc=uc)

@@ -83,7 +83,7 @@ def crop_columns(model) -> CropColumns | None:
     return CropColumns(embedder, embedder.dim) if embedder is not None else None
 
 
-def run_phase(p, phase, window, settings, previous, z1, c, uc, view_batch=None) -> torch.Tensor:
+def run_phase(p, phase, window, settings, previous, z1, c, uc, view_batch=None) -> tuple[torch.Tensor, int]:
     ps = webui.new_phase(p, phase, window, settings, previous, view_batch)
     model = p.sd_model
     phase_one = model.forge_objects
