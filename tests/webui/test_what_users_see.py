@@ -13,6 +13,11 @@ def infotext(r, i=0):
     return json.loads(r["info"])["infotexts"][i]
 
 
+def has(info, key, text):
+    """The WebUI quotes an infotext value only when it holds a comma or colon."""
+    return f"{key}: {text}," in info or f'{key}: "{text}"' in info
+
+
 @pytest.mark.parametrize("phase", [2, 3])
 def test_an_interrupted_result_says_which_phase_it_is_and_is_not_repeated(webui, phase):
     side = 64 if webui.host == "forge" else 128
@@ -24,7 +29,7 @@ def test_an_interrupted_result_says_which_phase_it_is_and_is_not_repeated(webui,
     # the last finished phase, once: phase 1 is the final image itself; interrupted in phase 3, phase 1 follows
     assert [i.size for i in images(r)] == [(done * side, done * side)] + [(side, side)] * (done - 1)
     info = infotext(r)
-    assert f'DemoFusion stopped: "interrupted in phase {phase} of 3; the image is phase {done}"' in info, info
+    assert has(info, "DemoFusion stopped", f"interrupted in phase {phase} of 3; the image is phase {done}"), info
     assert f"DemoFusion output size: {done * side}x{done * side}" in info
     assert webui.txt2img(plain_request())[1]["images"][0] == webui.baseline
 
@@ -35,7 +40,7 @@ def test_the_next_image_of_a_skipped_batch_is_labelled_complete(webui):
         webui, demofusion([dict(ON, scale=2)], steps=steps, width=side, height=side, n_iter=2), button="skip")
     assert status == 200, r
     first, second = infotext(r, 0), infotext(r, 1)
-    assert 'DemoFusion stopped: "skipped in phase 2 of 2; the image is phase 1"' in first, first
+    assert has(first, "DemoFusion stopped", "skipped in phase 2 of 2; the image is phase 1"), first
     assert "DemoFusion stopped" not in second and f"DemoFusion output size: {2 * side}x{2 * side}" in second
 
 
@@ -65,7 +70,7 @@ def test_a_phase_that_made_no_model_evaluation_is_noted(webui):
     assert status == 200, r
     [line] = phase_log_lines(webui)[before:]
     calls = int(line.split()[8])
-    noted = 'DemoFusion note: "phase 2 made no model evaluation' in infotext(r)
+    noted = "DemoFusion note: phase 2 made no model evaluation" in infotext(r).replace('"', "")
     assert noted == (calls == 0), (line, infotext(r))
     if webui.host == "a1111":
         assert noted, line                                   # measured on A1111: 0 UNet calls

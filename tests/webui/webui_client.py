@@ -106,7 +106,7 @@ def phase_log_lines(webui, phase=2):
     """The engine's report lines for `phase` in the server log, oldest first."""
     if webui.log is None:
         pytest.skip("server log unknown for a server given by URL")
-    return [ln for ln in webui.log.read_text().splitlines() if ln.startswith(f"[DemoFusion] phase {phase} ")]
+    return [ln for ln in webui.log.read_text().splitlines() if ln.startswith(f"[DemoFusion] phase {phase} at ")]
 
 
 def _serve(kind, port, env_name, ui_mode=False):
