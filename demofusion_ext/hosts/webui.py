@@ -100,7 +100,8 @@ class RunRecord:
 
 def to_uint8(decoded: torch.Tensor) -> torch.Tensor:
     """Decoded images in [-1, 1] as compact uint8 HWC on the CPU: a phase image is kept until postprocess."""
-    return ((decoded.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu()
+    # in place: `decoded` is this module's own fresh decode, and a float copy of a 4x phase is hundreds of MiB
+    return decoded.clamp_(-1, 1).add_(1).mul_(127.5).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu()
 
 
 # run_phase(p, phase, window, settings, previous, z1, c, uc, view_batch) -> (the phase's latent, UNet calls made)
