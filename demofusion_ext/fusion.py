@@ -47,8 +47,13 @@ def fused_prediction(predict: Predict, x: torch.Tensor, layout: Layout, *, c2: f
     local_input = F.pad(x, (jw, jw, jh, jh)) if use_local and (jh or jw) else x
     ph, pw = layout.pad
     if use_global:
-        # blurred and renormalised with its padding, as the reference does; views index the padded frame
-        blurred = gaussian_blur(F.pad(x, (pw, 0, ph, 0)), layout.dilation, blur_sigma)
+        # blurred and renormalised with the padding to a multiple of d, as the reference does; the further rows
+        # that round a view up for the model (size_multiple) are zeros outside those statistics
+        d = layout.dilation
+        dh, dw = (-x.shape[-2]) % d, (-x.shape[-1]) % d
+        blurred = gaussian_blur(F.pad(x, (dw, 0, dh, 0)), d, blur_sigma)
+        if (ph, pw) != (dh, dw):
+            blurred = F.pad(blurred, (pw - dw, 0, ph - dh, 0))
 
     work = []
     if use_local:

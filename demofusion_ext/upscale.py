@@ -6,6 +6,8 @@ import torch.nn.functional as F
 
 
 def upscale_latent(z: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    """Bicubic enlargement to `shape` (latent cells), computed in float32: half-precision bicubic rounds each tap."""
-    out = F.interpolate(z.float(), size=tuple(shape), mode="bicubic", align_corners=False)
+    """Bicubic enlargement to `shape` (latent cells), computed in float32 at least: half-precision bicubic rounds
+    each tap, and a float64 latent must not be rounded to float32."""
+    out = F.interpolate(z.to(torch.promote_types(z.dtype, torch.float32)), size=tuple(shape), mode="bicubic",
+                        align_corners=False)
     return out.to(z.dtype)

@@ -30,7 +30,7 @@ class ViewBatch:
 
     def run(self, items: list, call: Callable[[list], torch.Tensor]):
         """Yield (chunk, call(chunk)) over `items` in order, in chunks of at most `size` items."""
-        i = 0
+        i, failed = 0, None
         while i < len(items):
             chunk = items[i:i + self.size]
             try:
@@ -41,12 +41,13 @@ class ViewBatch:
                 out = None
             if out is None:                 # outside `except`, so the failed call's tensors are freed first
                 _free_cache()
+                failed = failed or len(chunk)
                 self.size = max(1, len(chunk) // 2)
-                if not self.said:
-                    self.log(f"[DemoFusion] out of memory with {len(chunk)} views per model call: using {self.size} "
-                             f"(or fewer) for the rest of this generation; set View batch size to {self.size} "
-                             f"to avoid the retry")
-                    self.said = True
                 continue
+            if failed and not self.said:    # said once a size fits, so the advice names a size that works
+                self.log(f"[DemoFusion] out of memory with {failed} views per model call: using {self.size} "
+                         f"(or fewer) for the rest of this generation; set View batch size to {self.size} "
+                         f"to avoid the retry")
+                self.said = True
             yield chunk, out
             i += len(chunk)

@@ -2,7 +2,8 @@
 import torch
 import pytest
 
-from demofusion_ext import DemoFusionSettings, EvalCounter, model_evaluations, plan_phases, run_demofusion
+from demofusion_ext import DemoFusionSettings, EvalCounter, make_layout, model_evaluations, plan_phases, run_demofusion
+from demofusion_ext.view_conditioning import CropColumns, split_cond
 from tiny_models import sd1_predict
 
 FAST = dict(view_batch_size=16)
@@ -53,22 +54,46 @@ def test_a_batch_of_two_gives_independent_images(unet_sd1, text):
 
 
 def test_sdxl_style_unet_with_per_view_crop_coordinates(unet_sdxl, text):
+    """Each local view's rows carry its own top-left (pixels) in SDXL's crop micro-conditioning, set by the engine's
+    split_cond/CropColumns (here on raw time_ids: one column per number); global views keep the prompt's (0, 0)."""
     pooled = torch.randn(1, 32, generator=torch.Generator().manual_seed(2))
-    seen = []
+    prompt_ids = torch.tensor([[64.0, 64.0, 0.0, 0.0, 64.0, 64.0]])      # original size, crop top/left, target size
+    crop = CropColumns(lambda coords: coords, 1)
+    calls, pending = [], []
 
     def condition(views):
-        # SDXL micro-conditioning: original size, crop top-left (pixels) per view, target size
-        ids = [[64.0, 64.0, max(0, v.top) * 8.0 if v.kind == "local" else 0.0,
-                max(0, v.left) * 8.0 if v.kind == "local" else 0.0, 64.0, 64.0] for v in views] or [[64.0, 64, 0, 0, 64, 64]]
-        seen.extend(i[2:4] for i in ids)
-        return {"time_ids": torch.tensor(ids)}
+        pending[:] = views
+        if not views:                                                    # phase 1: the prompt's own
+            return {"time_ids": prompt_ids}
+        return split_cond({"time_ids": prompt_ids}, views, 1, (16, 16), crop, vector_key="time_ids")
 
     def predict(x, t, time_ids):
+        calls.append((list(pending), time_ids.clone(), x.clone()))
         n = x.shape[0]
         return unet_sdxl(x, t, encoder_hidden_states=text.repeat(n, 1, 1),
                          added_cond_kwargs={"text_embeds": pooled.repeat(n, 1), "time_ids": time_ids}).sample
 
-    out = run_demofusion(predict, (1, 4, 8, 8), DemoFusionSettings(scale=2, random_jitter=False), steps=3,
+    steps = 3
+    out = run_demofusion(predict, (1, 4, 8, 8), DemoFusionSettings(scale=2, random_jitter=False), steps=steps,
                          seeds=[4], condition=condition)
     assert tuple(out[-1].shape) == (1, 4, 16, 16) and torch.isfinite(out[-1]).all()
-    assert [32.0, 32.0] in seen and [0.0, 0.0] in seen       # a middle window and the global views
+    layout = make_layout(16, 16, (8, 8), 0.5, 2, rng=None, multiple=8)
+    fused = [c for c in calls if c[0]]
+    assert len(fused) == steps and all(torch.equal(ids, prompt_ids) for views, ids, _ in calls if not views)
+    for views, ids, x in fused:
+        # every view of the layout once per evaluation (the last step, at c2 = 0, has no global views)
+        with_global = any(v.kind == "global" for v in views)
+        assert sorted(views, key=repr) == sorted(layout.local + (layout.glob if with_global else ()), key=repr)
+        want = [[64.0, 64.0, v.top * 8.0, v.left * 8.0, 64.0, 64.0] if v.kind == "local" else prompt_ids[0].tolist()
+                for v in views]
+        assert ids.tolist() == want
+        # and row i of the call is view i: overlapping windows show the same latent cells
+        local = [(v, x[i]) for i, v in enumerate(views) if v.kind == "local"]
+        for a, xa in local:
+            for b, xb in local:
+                r0, r1 = max(a.top, b.top), min(a.top, b.top) + 8
+                c0, c1 = max(a.left, b.left), min(a.left, b.left) + 8
+                if r0 < r1 and c0 < c1:
+                    assert torch.equal(xa[:, r0 - a.top:r1 - a.top, c0 - a.left:c1 - a.left],
+                                       xb[:, r0 - b.top:r1 - b.top, c0 - b.left:c1 - b.left])
+    assert {(v.top, v.left) for v in layout.local} == {(r, c) for r in (0, 4, 8) for c in (0, 4, 8)}

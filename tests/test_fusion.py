@@ -148,3 +148,27 @@ def test_an_evaluation_split_over_calls_keeps_one_layout(model):
     assert runner.evaluations == 2 and not torch.allclose(torch.cat(again), whole)
     outside = [runner.predict(model, x[i:i + 1], 500.0) for i in range(2)]   # no block: one evaluation per call
     assert runner.evaluations == 4
+
+
+def test_views_rounded_up_for_the_model_see_the_references_blur():
+    """A fractional-scale phase rounds global views up to a multiple of 8 cells: the extra rows are zeros, and
+    the blur and its renormalisation are the reference's, over the latent padded only to a multiple of d."""
+    x = torch.randn(1, 4, 40, 38, generator=torch.Generator().manual_seed(6))
+    d, sigma = 3, 0.9
+    layout = make_layout(40, 38, (16, 16), 0.5, d, rng=None, multiple=8)
+    assert layout.pad != ((-40) % d, (-38) % d)              # the case: more padding than the dilation needs
+    seen = []
+    fused_prediction(lambda v: seen.append(v) or v, x, layout, c2=1.0, blur_sigma=sigma, view_batch_size=64)
+    views = seen[0]
+    ph, pw = (-40) % d, (-38) % d
+    xp = F.pad(x, (pw, 0, ph, 0))
+    k = 2 * d - 1
+    g = torch.exp(-(torch.arange(k, dtype=torch.float32) - (k - 1) / 2) ** 2 / (2 * sigma ** 2))
+    g = g / g.sum()
+    blurred = F.conv2d(xp, (g[:, None] * g[None, :])[None, None].repeat(4, 1, 1, 1), padding=k // 2, groups=4)
+    blurred = (blurred - blurred.mean()) / blurred.std() * xp.std() + xp.mean()
+    extra_h, extra_w = layout.pad[0] - ph, layout.pad[1] - pw            # multiples of d: whole view rows
+    for n, (i, j) in enumerate((i, j) for i in range(d) for j in range(d)):
+        v = views[n:n + 1]
+        torch.testing.assert_close(v[..., extra_h // d:, extra_w // d:], blurred[..., i::d, j::d], atol=1e-5, rtol=1e-5)
+        assert not v[..., :extra_h // d, :].any() and not v[..., :, :extra_w // d].any()

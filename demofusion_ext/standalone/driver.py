@@ -70,7 +70,9 @@ def run_demofusion(predict: Callable, base_shape: tuple[int, int, int, int], set
             t = schedule.sigma_to_t(sigma)
 
             def call(xb, **kw):
-                return predict(xb, torch.full((xb.shape[0],), t, device=xb.device, dtype=xb.dtype), **kw)
+                # timesteps in float32 at least: float16 rounds t to 0.5 above 512
+                wide = torch.promote_types(xb.dtype, torch.float32)
+                return predict(xb, torch.full((xb.shape[0],), t, device=xb.device, dtype=wide), **kw)
             if runner is None:
                 eps = call(x / (sigma ** 2 + 1) ** 0.5, **(condition([]) if condition else {}))
             else:
