@@ -7,7 +7,8 @@ import pytest
 
 from PIL import Image
 
-from webui_client import demofusion, images, plain_request, small, txt2img_interrupted_in_phase_2, txt2img_polling
+from webui_client import (demofusion, has, images, plain_request, small, txt2img_interrupted_in_phase_2,
+                          txt2img_polling)
 
 ON = {"enabled": True}
 
@@ -141,6 +142,10 @@ def test_skip_returns_the_last_finished_phase_and_the_batch_goes_on(webui):
     # the skipped image is its finished phase 1 (the plain image of its seed); the second one is whole
     plain = webui.txt2img(plain_request(steps=steps, width=side, height=side))[1]
     assert got[0].tobytes() == images(plain)[0].tobytes()
+    # and each image's infotext says what it is
+    first, second = json.loads(r["info"])["infotexts"]
+    assert has(first, "DemoFusion stopped", "skipped in phase 2 of 3; the image is phase 1"), first
+    assert "DemoFusion stopped" not in second and f"DemoFusion output size: {3 * side}x{3 * side}" in second
 
 
 def test_prompt_editing_and_and_prompts_work(webui):

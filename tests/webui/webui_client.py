@@ -102,6 +102,11 @@ def harness_missing():
     return A1111.missing()
 
 
+def has(info, key, text):
+    """`key: text` in an infotext; the WebUI quotes a value only when it holds a comma or colon."""
+    return f"{key}: {text}," in info or f'{key}: "{text}"' in info
+
+
 def phase_log_lines(webui, phase=2):
     """The engine's report lines for `phase` in the server log, oldest first."""
     if webui.log is None:
