@@ -121,7 +121,8 @@ def test_every_phase_call_gets_the_hints_of_its_views(cn_webui, scale, n_units):
             assert hint["shape"] == [rows, 3, 8 * lh, 8 * lw]          # exactly 8x the latent, a row per x row
             for row in range(rows):
                 # every row is the crop of the phase-size hint at one view's place, padding included
-                assert view_place(pictures[call["job"]], hint, row, lh, lw, dilation=3 if scale == 2.5 else 2), \
+                # phase 2 dilates by 2; scale 2.5 adds phase 3 at 2.5x, which dilates by 3
+                assert view_place(pictures[call["job"]], hint, row, lh, lw, dilation=2 + (call["job"] - 1)), \
                     (call["job"], call["x"], row)
             # rows are view-major; one image gives each view a cond and an uncond row, with the same hint
             assert hint["at00"][0::2] == hint["at00"][1::2] and hint["last"][0::2] == hint["last"][1::2]
