@@ -35,15 +35,17 @@ async function setNumber(page, id, value) {
       let seen = null;
       try {
         await page.waitForFunction(w => {
-          const n = document.querySelector('gradio-app').querySelector('#demofusion_ext_txt2img_plan');
+          // Gradio 3 gives the block wrapper and the inner HTML the same id: read the innermost
+          const all = document.querySelector('gradio-app').querySelectorAll('#demofusion_ext_txt2img_plan');
+          const n = all[all.length - 1];
           return n && n.textContent.trim() === w;
         }, want, { timeout: 1000, polling: 20 });
       } catch (e) {
-        seen = await page.locator('#demofusion_ext_txt2img_plan').innerText();
+        seen = await page.locator('#demofusion_ext_txt2img_plan').last().innerText();
       }
       follows.push({ id, value, ms: Date.now() - t0, ok: seen === null, seen });
     }
-    const noteText = (await page.locator('#demofusion_ext_txt2img_plan').innerText()).trim();
+    const noteText = (await page.locator('#demofusion_ext_txt2img_plan').last().innerText()).trim();
     await page.locator('#demofusion_ext_txt2img_enabled').scrollIntoViewIfNeeded();
     await page.screenshot({ path: path.join(out, 'accordion.png') });
     await page.locator('#txt2img_generate').click();

@@ -14,9 +14,6 @@ HERE = pathlib.Path(__file__).resolve().parent
 SHOTS = pathlib.Path(os.environ.get("DEMOFUSION_SCREENSHOTS", HERE / "screenshots"))
 
 
-@pytest.mark.xfail(reason="open (issue 16, item 1): in the harness browser the plan line's gr.HTML element "
-                          "(#demofusion_ext_txt2img_plan) was not found by the locator although /config lists it; "
-                          "the line's numbers are checked by tests/test_plan_summary.py", strict=False)
 def test_browser_plan_line_follows_every_input_and_matches_the_run(webui_ui):
     playwright = HARNESS / "node" / "node_modules" / "playwright-core"
     if not shutil.which("node") or not shutil.which("chromium") or not playwright.exists():
