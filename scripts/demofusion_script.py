@@ -129,11 +129,9 @@ class DemoFusionScript(scripts.Script):
         shared.state.job_count = p.n_iter * len(phases)
         shared.state.processing_has_refined_job_count = True
         shared.total_tqdm.updateTotal(p.n_iter * p.steps * len(phases))
-        final = phases[-1]
         p.extra_generation_params["DemoFusion"] = True
         for name, value in settings.as_dict().items():
             p.extra_generation_params[INFOTEXT_KEYS[name]] = value
-        p.extra_generation_params["DemoFusion output size"] = f"{final.width * 8}x{final.height * 8}"
 
     def postprocess(self, p, processed, *args):
         record = getattr(self, "record", None)
