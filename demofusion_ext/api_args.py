@@ -18,6 +18,7 @@ INFOTEXT_KEYS = {
     "phase_denoise": "DemoFusion phase denoise",
     "decode_tile_size": "DemoFusion decode tile",
     "phase_images": "DemoFusion phase images",
+    "upscaler": "DemoFusion upscaler",
 }
 
 

@@ -41,6 +41,17 @@ def plan_phases(base_height: int, base_width: int, scale: float) -> list[Phase]:
             for i, s in enumerate(scales)]
 
 
+def entry_phase(phases: list[Phase], picture: tuple[int, int] | None) -> Phase:
+    """img2img: the largest phase whose size a picture of `picture` = (width, height) px covers on both sides. The
+    picture enters there with its own detail instead of being shrunk to phase 1, and the phases below are skipped.
+    A picture that covers no phase beyond the first (or txt2img: None) starts at phase 1, as always."""
+    if picture is None:
+        return phases[0]
+    width, height = picture
+    covered = [ph for ph in phases if ph.width * 8 <= width and ph.height * 8 <= height]
+    return covered[-1] if covered else phases[0]
+
+
 def model_evaluations(phases: list[Phase], window: tuple[int, int], stride: float) -> list[tuple[int, int]]:
     """(local views, global views) per fused evaluation of each phase: the cost model of ALGORITHM.md section 5."""
     from .views import window_starts, window_stride

@@ -10,17 +10,21 @@ from dataclasses import dataclass
 class Limit:
     low: float
     high: float
-    kind: type = float          # int, float or bool
+    kind: type = float          # int, float, bool or str
     multiple_of: int = 1        # for int fields
 
     def describe(self) -> str:
         if self.kind is bool:
             return "true or false"
+        if self.kind is str:
+            return "a name"
         text = f"{self.low:g} .. {self.high:g}"
         if self.kind is int:
             text = f"a whole number in {text}" + (f", a multiple of {self.multiple_of}" if self.multiple_of > 1 else "")
         return text
 
+
+LATENT = "Latent"      # the phase upscaler that enlarges the latent itself (bicubic), as the paper
 
 # Field name -> allowed values. The names are also the API's named arguments.
 LIMITS: dict[str, Limit] = {
@@ -35,6 +39,7 @@ LIMITS: dict[str, Limit] = {
     "phase_denoise": Limit(0.05, 1.0),
     "decode_tile_size": Limit(256, 4096, int, 64),
     "phase_images": Limit(0, 1, bool),
+    "upscaler": Limit(0, 0, str),     # the host checks the name against its upscalers
 }
 
 
@@ -53,6 +58,8 @@ class DemoFusionSettings:
     phase_denoise   how much of each phase's schedule runs (1 = from full noise, as the paper)
     decode_tile_size VAE decoder tile, in output pixels
     phase_images    also return the image of each finished phase
+    upscaler        how a finished phase is enlarged for the next: "Latent" (DemoFusion's bicubic latent
+                    enlargement) or the name of a host upscaler applied to the decoded picture
     """
 
     scale: float = 2.0
@@ -66,6 +73,7 @@ class DemoFusionSettings:
     phase_denoise: float = 1.0
     decode_tile_size: int = 1024
     phase_images: bool = False
+    upscaler: str = LATENT
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -87,8 +95,8 @@ def check(name: str, value):
     """Raise ValueError naming the field, the value and the allowed range when `value` does not fit."""
     limit = LIMITS[name]
     allowed = limit.describe()
-    if limit.kind is bool:
-        if not isinstance(value, bool):
+    if limit.kind in (bool, str):
+        if not isinstance(value, limit.kind) or (limit.kind is str and not value.strip()):
             raise ValueError(f"DemoFusion setting '{name}' = {value!r}: expected {allowed}")
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -5,7 +5,7 @@ from modules import script_callbacks, scripts, shared
 from modules.ui_components import InputAccordion
 
 from demofusion_ext.api_args import ARG_NAMES, INFOTEXT_KEYS, parse_args
-from demofusion_ext.phases import plan_phases
+from demofusion_ext.hosts.webui import plan, upscaler_names
 from demofusion_ext.plan_summary import plan_summary
 from demofusion_ext.settings import LIMITS, DemoFusionSettings
 
@@ -39,8 +39,8 @@ class DemoFusionScript(scripts.Script):
                 stride = gr.Slider(0.125, 1.0, value=d.stride, step=0.125, label="Window stride",
                                    info="How far local windows move, as a fraction of a window: smaller = more overlap, "
                                         "fewer seams, slower", elem_id=eid("stride"))
-            plan = gr.HTML(value=plan_summary(512, 512, 20, d.scale, d.stride, 0.75 if is_img2img else None),
-                           elem_id=eid("plan"), elem_classes=["demofusion-plan"])
+            plan_line = gr.HTML(value=plan_summary(512, 512, 20, d.scale, d.stride, 0.75 if is_img2img else None),
+                                elem_id=eid("plan"), elem_classes=["demofusion-plan"])
             with gr.Row():
                 sigma = gr.Slider(0.1, 5.0, value=d.sigma, step=0.1, label="Global blur (sigma)",
                                   info="Blur of the dilated global views: higher keeps the composition smoother",
@@ -48,8 +48,13 @@ class DemoFusionScript(scripts.Script):
                 phase_denoise = gr.Slider(0.05, 1.0, value=d.phase_denoise, step=0.05, label="Phase denoising strength",
                                           info="How much each enlarged phase may repaint: 1 = all of it (as the paper)",
                                           elem_id=eid("phase_denoise"))
-            phase_images = gr.Checkbox(value=d.phase_images, label="Also return the image of each earlier phase",
-                                       elem_id=eid("phase_images"))
+            with gr.Row():
+                upscaler = gr.Dropdown(upscaler_names(), value=d.upscaler, label="Phase upscaler",
+                                       info="How each finished phase is enlarged for the next: Latent (DemoFusion's "
+                                            "own) or an upscaler on the decoded picture (keeps an img2img picture's "
+                                            "detail)", elem_id=eid("upscaler"))
+                phase_images = gr.Checkbox(value=d.phase_images, label="Also return the image of each earlier phase",
+                                           elem_id=eid("phase_images"))
             with gr.Accordion("Advanced", open=False):
                 with gr.Row():
                     c1 = gr.Slider(0, 10, value=d.cosine_scale_1, step=0.1, label="Skip residual strength (cosine scale 1)",
@@ -66,9 +71,12 @@ class DemoFusionScript(scripts.Script):
                                      info="Lower uses less VRAM when decoding large images", elem_id=eid("decode_tile_size"))
                     jitter = gr.Checkbox(value=d.random_jitter, label="Random window jitter",
                                          info="Move windows a little at every step: fewer seams", elem_id=eid("random_jitter"))
-        self.plan_line = (tab, plan, scale, stride)
+        # img2img: the size of the picture, which decides the phase it enters at (set when a picture is opened)
+        picture = gr.State(None)
+        self.plan_line = (tab, plan_line, scale, stride, picture)
         self.wire_plan_line()
-        controls = [enabled, scale, stride, view_batch, c1, c2, c3, sigma, jitter, phase_denoise, tile, phase_images]
+        controls = [enabled, scale, stride, view_batch, c1, c2, c3, sigma, jitter, phase_denoise, tile, phase_images,
+                    upscaler]
         assert len(controls) == len(ARG_NAMES)
         # pasting an image without DemoFusion keys turns DemoFusion off
         self.infotext_fields = [(enabled, lambda d: INFOTEXT_KEYS["enabled"] in d)]
@@ -85,27 +93,33 @@ class DemoFusionScript(scripts.Script):
         self.wire_plan_line()
 
     def wire_plan_line(self):
-        """Recompute the plan line in Python whenever the size, steps, denoising, scale or stride change."""
+        """Recompute the plan line in Python whenever the size, steps, denoising, scale, stride or picture change."""
         if getattr(self, "plan_wired", False) or not hasattr(self, "plan_line"):
             return
-        tab, plan, scale, stride = self.plan_line
+        tab, line, scale, stride, picture = self.plan_line
         found = getattr(self, "webui_inputs", {})
         names = [f"{tab}_{n}" for n in PLAN_INPUTS] + (["img2img_denoising_strength"] if tab == "img2img" else [])
         if not all(n in found for n in names):
             return
-        inputs = [found[n] for n in names] + [scale, stride]
+        inputs = [found[n] for n in names] + [scale, stride, picture]
 
         def describe(width, height, steps, *rest):
-            *denoising, scale_value, stride_value = rest
+            *denoising, scale_value, stride_value, picture_value = rest
             try:
                 return plan_summary(int(width), int(height), int(steps), float(scale_value), float(stride_value),
-                                    float(denoising[0]) if denoising else None)
+                                    float(denoising[0]) if denoising else None,
+                                    tuple(picture_value) if picture_value else None)
             except (TypeError, ValueError) as e:
                 return f"({e})"
-        plan.value = describe(*[c.value for c in inputs])
+        line.value = describe(*[c.value for c in inputs])
         quiet = False if gr.__version__.startswith("3.") else "hidden"      # Gradio 3 (A1111) and 4 (Forge)
-        for component in inputs:
-            component.change(fn=describe, inputs=inputs, outputs=[plan], show_progress=quiet, queue=False)
+        for component in inputs[:-1]:
+            component.change(fn=describe, inputs=inputs, outputs=[line], show_progress=quiet, queue=False)
+        image = found.get("img2img_image") if tab == "img2img" else None
+        if isinstance(image, gr.Image):         # A1111's img2img picture (Forge's canvas is another component)
+            image.change(fn=lambda img: list(img.size) if img is not None else None, inputs=[image],
+                         outputs=[picture], show_progress=quiet, queue=False).then(
+                fn=describe, inputs=inputs, outputs=[line], show_progress=quiet, queue=False)
         self.plan_wired = True
 
     def process(self, p, *args):
@@ -123,12 +137,13 @@ class DemoFusionScript(scripts.Script):
         except ValueError as e:
             host.refuse(p, e)
             return
-        phases = plan_phases(p.height // 8, p.width // 8, settings.scale)
+        phases, entry = plan(p, settings)
+        runs = len(phases) - entry.index + 1
         self.record = host.RunRecord()
         host.install(p, settings, self.record)
-        shared.state.job_count = p.n_iter * len(phases)
+        shared.state.job_count = p.n_iter * runs
         shared.state.processing_has_refined_job_count = True
-        shared.total_tqdm.updateTotal(p.n_iter * p.steps * len(phases))
+        shared.total_tqdm.updateTotal(p.n_iter * p.steps * runs)
         p.extra_generation_params["DemoFusion"] = True
         for name, value in settings.as_dict().items():
             p.extra_generation_params[INFOTEXT_KEYS[name]] = value
@@ -191,7 +206,8 @@ def xyz_overrides(p, args):
     return [named]
 
 
-AXES = {"[DemoFusion] Scale": "scale", "[DemoFusion] Window stride": "stride", "[DemoFusion] Sigma": "sigma"}
+AXES = {"[DemoFusion] Scale": "scale", "[DemoFusion] Window stride": "stride", "[DemoFusion] Sigma": "sigma",
+        "[DemoFusion] Phase upscaler": "upscaler"}
 
 
 def add_axis_options():
@@ -204,14 +220,19 @@ def add_axis_options():
     xyz_grid = xyz[0].module
     present = {option.label for option in xyz_grid.axis_options}
 
-    def setter(name):
+    def setter(name, kind):
         def apply(p, value, _):
             values = getattr(p, "demofusion_ext_xyz", {})
-            values[name] = float(value)
+            values[name] = kind(value)
             p.demofusion_ext_xyz = values
         return apply
-    xyz_grid.axis_options.extend(xyz_grid.AxisOption(label, float, setter(name))
-                                 for label, name in AXES.items() if label not in present)
+
+    def option(label, name):
+        kind = LIMITS[name].kind
+        if kind is str:         # a list of names: the axis offers the installed upscalers
+            return xyz_grid.AxisOption(label, str, setter(name, str), choices=upscaler_names)
+        return xyz_grid.AxisOption(label, float, setter(name, float))
+    xyz_grid.axis_options.extend(option(label, name) for label, name in AXES.items() if label not in present)
 
 
 add_axis_options()

@@ -4,12 +4,13 @@ from demofusion_ext.api_args import ARG_NAMES, INFOTEXT_KEYS, parse_args
 
 
 def test_positional_in_ui_order_and_named_dict_agree():
-    pos = [True, 3, 0.25, 8, 2.0, 1.0, 1.0, 1.0, False, 0.9, 512, True]
+    pos = [True, 3, 0.25, 8, 2.0, 1.0, 1.0, 1.0, False, 0.9, 512, True, "Lanczos"]
     assert len(pos) == len(ARG_NAMES) == len(INFOTEXT_KEYS)
     named = dict(zip(ARG_NAMES, pos))
     assert parse_args(pos) == parse_args([named])
     enabled, s = parse_args([{"enabled": True, "scale": 2.5}])
-    assert enabled and s.scale == 2.5 and s.view_batch_size == 16
+    assert enabled and s.scale == 2.5 and s.view_batch_size == 16 and s.upscaler == "Latent"
+    assert parse_args(pos)[1].upscaler == "Lanczos"
 
 
 def test_disabled_needs_no_valid_settings():
@@ -32,7 +33,8 @@ def test_a_dict_of_settings_without_enabled_turns_demofusion_on():
     ([{"enabled": True, "scale": "3"}], "'scale' = '3': expected a number"),
     ([{"enabled": True, "scale": 12}], "'scale' = 12.0 is out of range"),
     ([{"enabled": True, "view_batch_size": 2.5}], "'view_batch_size' = 2.5"),
-    ([True] + [2] * 20, "at most 12 positional arguments"),
+    ([True] + [2] * 20, "at most 13 positional arguments"),
+    ([{"upscaler": None}], "'upscaler' = None: expected a name"),
 ])
 def test_bad_arguments_are_named(args, message):
     with pytest.raises(ValueError) as e:

@@ -9,7 +9,7 @@ def test_defaults_follow_the_official_pipeline():
     s = DemoFusionSettings()
     assert (s.cosine_scale_1, s.cosine_scale_2, s.cosine_scale_3) == (3.0, 1.0, 1.0)
     assert s.stride == 0.5 and s.random_jitter and s.sigma == 0.8 and s.view_batch_size == 16
-    assert s.phase_denoise == 1.0 and s.scale == 2.0
+    assert s.phase_denoise == 1.0 and s.scale == 2.0 and s.upscaler == "Latent"
 
 
 BAD = [
@@ -32,6 +32,8 @@ BAD = [
     ("decode_tile_size", 1000, "a multiple of 64"),
     ("decode_tile_size", 8192, "256 .. 4096"),
     ("phase_images", "yes", "expected true or false"),
+    ("upscaler", 4, "expected a name"),
+    ("upscaler", " ", "expected a name"),
 ]
 
 

@@ -62,8 +62,9 @@ def crop_columns(model) -> CropColumns | None:
     return None
 
 
-def run_phase(p, phase, window, settings, previous, z1, c, uc, view_batch=None) -> tuple[torch.Tensor, int]:
-    ps = webui.new_phase(p, phase, window, settings, previous, view_batch)
+def run_phase(p, phase, window, settings, start, z1, c, uc, view_batch=None,
+              strength: float = 1.0) -> tuple[torch.Tensor, int]:
+    ps = webui.new_phase(p, phase, window, settings, start, view_batch, strength)
     if p.scripts is not None:
         p.scripts.process_before_every_sampling(p=p, x=ps.z, noise=ps.noise, c=c, uc=uc)
     counter = EvalCounter(p.sd_model.apply_model)

@@ -83,8 +83,9 @@ def crop_columns(model) -> CropColumns | None:
     return CropColumns(embedder, embedder.dim) if embedder is not None else None
 
 
-def run_phase(p, phase, window, settings, previous, z1, c, uc, view_batch=None) -> tuple[torch.Tensor, int]:
-    ps = webui.new_phase(p, phase, window, settings, previous, view_batch)
+def run_phase(p, phase, window, settings, start, z1, c, uc, view_batch=None,
+              strength: float = 1.0) -> tuple[torch.Tensor, int]:
+    ps = webui.new_phase(p, phase, window, settings, start, view_batch, strength)
     model = p.sd_model
     phase_one = model.forge_objects
     model.forge_objects = model.forge_objects_after_applying_lora.shallow_copy()

@@ -24,8 +24,8 @@ from modules import devices, images, processing, rng, sd_samplers, shared
 from modules.sd_samplers_common import InterruptedException
 
 from ..phase_runner import PhaseRunner
-from ..phases import plan_phases
-from ..settings import DemoFusionSettings
+from ..phases import entry_phase, plan_phases
+from ..settings import LATENT, DemoFusionSettings
 from ..skip_residual import noised_vp
 from ..tiled_vae import tiled_decode, tiled_encode
 from ..upscale import upscale_latent
@@ -71,9 +71,17 @@ def check_size(p, settings: DemoFusionSettings) -> None:
                               f"{native} x {native} and let Scale set the final size.")
 
 
+def upscaler_names() -> list[str]:
+    """The Phase upscaler choices: DemoFusion's latent enlargement, then every upscaler the WebUI lists."""
+    return [LATENT] + [u.name for u in shared.sd_upscalers if u.name not in ("None", LATENT)]
+
+
 def check_request(p, settings: DemoFusionSettings) -> None:
     """Refuse, before any sampling, what DemoFusion cannot do on either host."""
     check_size(p, settings)
+    if settings.upscaler not in upscaler_names():
+        raise DemoFusionError(f"DemoFusion's Phase upscaler '{settings.upscaler}' is not one of this WebUI's "
+                              f"upscalers: choose one of: {', '.join(upscaler_names())}.")
     config = sd_samplers.find_sampler_config(p.sampler_name)
     name = config.name if config else p.sampler_name
     if name in UNSUPPORTED_SAMPLERS:
@@ -104,7 +112,7 @@ def to_uint8(decoded: torch.Tensor) -> torch.Tensor:
     return decoded.clamp_(-1, 1).add_(1).mul_(127.5).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu()
 
 
-# run_phase(p, phase, window, settings, previous, z1, c, uc, view_batch) -> (the phase's latent, UNet calls made)
+# run_phase(p, phase, window, settings, start, z1, c, uc, view_batch, strength) -> (the phase's latent, UNet calls)
 RunPhase = Callable[..., torch.Tensor]
 
 
@@ -136,15 +144,22 @@ def is_img2img(p) -> bool:
     return isinstance(p, processing.StableDiffusionProcessingImg2Img)
 
 
-def encode_init_tiled(p, settings: DemoFusionSettings) -> None:
-    """img2img: a large init picture is encoded again with the tiled encoder (the WebUI encoded it whole)."""
-    if p.width * p.height <= settings.decode_tile_size ** 2:
-        return
-    pictures = [np.asarray(images.resize_image(p.resize_mode, img.convert("RGB"), p.width, p.height))
-                for img in p.init_images]
-    batch = torch.from_numpy(np.stack(pictures)).permute(0, 3, 1, 2).float() / 127.5 - 1
-    if len(pictures) == 1 and p.batch_size > 1:
-        batch = batch.expand(p.batch_size, -1, -1, -1)
+def picture_size(p) -> tuple[int, int] | None:
+    """img2img: the (width, height) every init picture covers; txt2img: None."""
+    pictures = getattr(p, "init_images", None) if is_img2img(p) else None
+    if not pictures:
+        return None
+    return min(img.width for img in pictures), min(img.height for img in pictures)
+
+
+def plan(p, settings: DemoFusionSettings):
+    """(the phases, the phase the run starts at): a large img2img picture enters at the largest phase it covers."""
+    phases = plan_phases(p.height // 8, p.width // 8, settings.scale)
+    return phases, entry_phase(phases, picture_size(p))
+
+
+def encode_pixels(p, batch: torch.Tensor, settings: DemoFusionSettings) -> torch.Tensor:
+    """Pictures [B, 3, H, W] in [-1, 1] to latents with the tiled encoder (memory bounded by the decode tile)."""
     model = p.sd_model
 
     def encode(x):
@@ -152,7 +167,42 @@ def encode_init_tiled(p, settings: DemoFusionSettings) -> None:
         return model.get_first_stage_encoding(model.encode_first_stage(x))   # Forge: encoding is the identity
     with torch.no_grad():
         tile = settings.decode_tile_size
-        p.init_latent = tiled_encode(encode, batch, tile=tile, overlap=tile // 4).to(p.init_latent)
+        return tiled_encode(encode, batch, tile=tile, overlap=tile // 4)
+
+
+def encode_picture(p, settings: DemoFusionSettings, width: int, height: int) -> torch.Tensor:
+    """The img2img pictures at width x height px (the WebUI's resize mode), encoded tiled, one row per image."""
+    pictures = [np.asarray(images.resize_image(p.resize_mode, img.convert("RGB"), width, height))
+                for img in p.init_images]
+    batch = torch.from_numpy(np.stack(pictures)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    if len(pictures) == 1 and p.batch_size > 1:
+        batch = batch.expand(p.batch_size, -1, -1, -1)
+    return encode_pixels(p, batch, settings)
+
+
+def encode_init_tiled(p, settings: DemoFusionSettings) -> None:
+    """img2img: a large init picture is encoded again with the tiled encoder (the WebUI encoded it whole)."""
+    if p.width * p.height <= settings.decode_tile_size ** 2:
+        return
+    p.init_latent = encode_picture(p, settings, p.width, p.height).to(p.init_latent)
+
+
+def enlarge(p, latent: torch.Tensor, phase, settings: DemoFusionSettings, pixels: torch.Tensor | None = None):
+    """A finished phase's latent at the next phase's size: DemoFusion's bicubic latent enlargement, or (Phase
+    upscaler) decoded, enlarged by the WebUI's upscaler in pixel space and encoded again. `pixels`: the phase's
+    decode as uint8 [B, H, W, 3], when already made for the phase images."""
+    if tuple(latent.shape[-2:]) == phase.shape:
+        return latent
+    if settings.upscaler == LATENT:
+        return upscale_latent(latent, phase.shape)
+    if pixels is None:
+        pixels = to_uint8(decode(p, latent, settings))
+    width, height = phase.width * 8, phase.height * 8
+    enlarged = [np.asarray(images.resize_image(0, images.Image.fromarray(row.numpy()), width, height,
+                                               upscaler_name=settings.upscaler).convert("RGB"))
+                for row in pixels]
+    batch = torch.from_numpy(np.stack(enlarged)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    return encode_pixels(p, batch, settings).to(latent)
 
 
 def show_preview(latent: torch.Tensor) -> None:
@@ -172,35 +222,57 @@ def size_of(phase) -> str:
     return f"{phase.width * 8}x{phase.height * 8}"
 
 
+# ... and one that describes the plan: where a large img2img picture entered
+ENTRY_KEY = "DemoFusion picture entry"
+
+
 def run(p, original, settings, record, run_phase: RunPhase, c, uc, seeds, subseeds, subseed_strength, prompts):
     params = p.extra_generation_params
     for key in (ERROR_KEY, STOPPED_KEY, NOTE_KEY):
         params.pop(key, None)
     if record.view_batch is None:
         record.view_batch = ViewBatch(settings.view_batch_size)
-    if is_img2img(p):
-        encode_init_tiled(p, settings)
-    z1 = original(conditioning=c, unconditional_conditioning=uc, seeds=seeds, subseeds=subseeds,
-                  subseed_strength=subseed_strength, prompts=prompts)
-    h, w = z1.shape[-2:]
-    phases = plan_phases(h, w, settings.scale)
+    phases, entry = plan(p, settings)
     record.phases_planned = len(phases)
     params[OUTPUT_KEY] = size_of(phases[-1])
     iteration = getattr(p, "iteration", 0)
-    result, done, notes, stopped = z1, phases[0], [], None
-    if settings.phase_images and len(phases) > 1:
-        record.phase_images.append((iteration, done, to_uint8(decode(p, z1, settings))))
-    for phase in phases[1:]:
+    window = phases[0].shape
+    pixels = None                           # the finished phase decoded, when made for its image or the upscaler
+    if entry.index == 1:
+        if is_img2img(p):
+            encode_init_tiled(p, settings)
+        z1 = original(conditioning=c, unconditional_conditioning=uc, seeds=seeds, subseeds=subseeds,
+                      subseed_strength=subseed_strength, prompts=prompts)
+        result, done = z1, phases[0]
+        if settings.phase_images and len(phases) > 1:
+            pixels = to_uint8(decode(p, z1, settings))
+            record.phase_images.append((iteration, done, pixels))
+    else:
+        # the picture covers a later phase: it enters there with its own detail, the phases below are skipped
+        params[ENTRY_KEY] = f"phase {entry.index} of {len(phases)} at {size_of(entry)}"
+        print(f"[DemoFusion] the {'x'.join(map(str, picture_size(p)))} picture enters at phase {entry.index} "
+              f"({size_of(entry)}); phases 1-{entry.index - 1} are skipped")
+        z1 = encode_picture(p, settings, entry.width * 8, entry.height * 8)
+        result, done = z1, None
+    notes, stopped = [], None
+    for phase in phases[entry.index if done is not None else entry.index - 1:]:
         if interrupted():
             stopped = phase
             break
-        shared.state.nextjob()
+        if done is not None:
+            shared.state.nextjob()
+        # the first phase that runs denoises at the user's strength; the enlarged ones at the phase strength
+        strength = p.denoising_strength if done is None else settings.phase_denoise * (
+            p.denoising_strength if is_img2img(p) else 1.0)
         try:
-            out, calls = run_phase(p, phase, (h, w), settings, result, z1, c, uc, record.view_batch)
+            start = enlarge(p, result, phase, settings, pixels)
+            out, calls = run_phase(p, phase, window, settings, start, z1, c, uc, record.view_batch, strength)
         except InterruptedException:
             stopped = phase
             break
         except Exception as e:              # never lose the finished phases
+            if done is None:
+                raise
             record.error = f"phase {phase.index} failed: {e}"
             print(f"[DemoFusion] {record.error}; returning phase {done.index}")
             # the infotext is written after sampling: the image's PNG info and the API's info say what happened
@@ -211,22 +283,25 @@ def run(p, original, settings, record, run_phase: RunPhase, c, uc, seeds, subsee
             break
         if calls == 0:
             notes.append(f"phase {phase.index} made no model evaluation (its denoising strength leaves no step of "
-                         f"{p.steps}), so it is phase {done.index} enlarged; raise Sampling steps or the strength")
-        result, done = out, phase
+                         f"{p.steps}), so it is the phase before it enlarged; raise Sampling steps or the strength")
+        result, done, pixels = out, phase, None
         show_preview(result)
-        if settings.phase_images and phase is not phases[-1]:
-            record.phase_images.append((iteration, phase, to_uint8(decode(p, result, settings))))
+        if phase is not phases[-1] and (settings.phase_images or settings.upscaler != LATENT):
+            pixels = to_uint8(decode(p, result, settings))
+            if settings.phase_images:
+                record.phase_images.append((iteration, phase, pixels))
     if stopped is not None:
         how = "skipped" if shared.state.skipped else "interrupted"
-        params[STOPPED_KEY] = f"{how} in phase {stopped.index} of {len(phases)}; the image is phase {done.index}"
+        what = f"phase {done.index}" if done is not None else "the picture"
+        params[STOPPED_KEY] = f"{how} in phase {stopped.index} of {len(phases)}; the image is {what}"
     if done is not phases[-1]:
-        params[OUTPUT_KEY] = size_of(done)
+        params[OUTPUT_KEY] = size_of(done if done is not None else entry)
         # the returned image is that phase: it is not repeated among the earlier phases' images
         record.phase_images = [e for e in record.phase_images if (e[0], e[1]) != (iteration, done)]
     if notes:
         params[NOTE_KEY] = "; ".join(notes)
         print(f"[DemoFusion] {params[NOTE_KEY]}")
-    if done.index == 1:
+    if done is phases[0]:
         return result
     return processing.DecodedSamples(list(decode(p, result, settings)))
 
@@ -250,12 +325,14 @@ class PhaseSampling:
     z: torch.Tensor
     noise: torch.Tensor
     timestep: bool            # a timestep (DDIM-like) sampler: its state is VP, its "sigma" a timestep
+    strength: float           # the phase's denoising strength (1 = from pure noise)
 
 
-def new_phase(p, phase, window, settings: DemoFusionSettings, previous: torch.Tensor,
-              view_batch: ViewBatch | None = None) -> PhaseSampling:
-    """The enlarged latent, the image's own noise at the phase size, and a fresh sampler for the phase."""
-    z = upscale_latent(previous, phase.shape)
+def new_phase(p, phase, window, settings: DemoFusionSettings, start: torch.Tensor, view_batch: ViewBatch | None = None,
+              strength: float = 1.0) -> PhaseSampling:
+    """The phase's starting latent (the previous phase enlarged, or the picture), the image's own noise at the phase
+    size, and a fresh sampler for the phase."""
+    z = start
     p.rng = rng.ImageRNG(z.shape[1:], p.seeds, subseeds=p.subseeds, subseed_strength=p.subseed_strength,
                          seed_resize_from_h=0, seed_resize_from_w=0)
     noise = p.rng.next()
@@ -263,15 +340,14 @@ def new_phase(p, phase, window, settings: DemoFusionSettings, previous: torch.Te
     p.sampler = sampler
     runner = PhaseRunner(phase, window, settings, z, noise, seed=int(p.seeds[0]), view_batch=view_batch)
     timestep = sampler.config.name in TIMESTEP_SAMPLERS if sampler.config else False
-    return PhaseSampling(sampler, runner, z, noise, timestep)
+    return PhaseSampling(sampler, runner, z, noise, timestep, strength)
 
 
 def sample_phase(p, ps: PhaseSampling, settings: DemoFusionSettings, c, uc) -> torch.Tensor:
     """Run the phase's sampler from the noised enlarged latent, with the skip residual hooked in."""
     sampler, z, noise = ps.sampler, ps.z, ps.noise
     image_cond = p.txt2img_image_conditioning(z, width=z.shape[-1] * 8, height=z.shape[-2] * 8)
-    # img2img: the user's denoising strength also bounds how far the enlarged phases may depart
-    strength = settings.phase_denoise * (p.denoising_strength if is_img2img(p) else 1.0)
+    strength = ps.strength
     with skip_residual_hook(p, sampler, ps.runner, ps.timestep), restored(p, "denoising_strength", strength), \
             restored(shared.opts.data, "img2img_extra_noise", 0.0, item=True):
         if ps.timestep and strength >= 1:

@@ -1,25 +1,11 @@
 """img2img upscaling with DemoFusion in a real WebUI."""
-import base64
-import io
-
 import numpy as np
 import pytest
 from PIL import Image
 
-from webui_client import demofusion, images, plain_request, small
+from webui_client import demofusion, images, picture, plain_request, small
 
 ON = {"enabled": True}
-
-
-def picture(size=(128, 128)):
-    """A smooth test picture: colour gradients with a disc, so similarity measures mean something."""
-    w, h = size
-    y, x = np.mgrid[0:h, 0:w] / max(w, h)
-    rgb = np.stack([x, y, 1 - x * y], -1)
-    rgb[(x - 0.5) ** 2 + (y - 0.5) ** 2 < 0.08] = [0.9, 0.2, 0.1]
-    buf = io.BytesIO()
-    Image.fromarray((rgb * 255).astype(np.uint8)).save(buf, format="PNG")
-    return base64.b64encode(buf.getvalue()).decode()
 
 
 def img2img_request(args, strength=0.5, **kw):

@@ -66,7 +66,8 @@ def test_xyz_axes_are_offered_by_an_api_only_server(webui):
     """The fixture's servers start API-only (--nowebui): the axes must be there too, and drive a plot."""
     [xyz] = [s for s in webui.get("/sdapi/v1/script-info") if s["name"] == "x/y/z plot" and not s["is_img2img"]]
     choices = xyz["args"][0]["choices"]
-    for label in ("[DemoFusion] Scale", "[DemoFusion] Window stride", "[DemoFusion] Sigma"):
+    for label in ("[DemoFusion] Scale", "[DemoFusion] Window stride", "[DemoFusion] Sigma",
+                  "[DemoFusion] Phase upscaler"):
         assert choices.count(label) == 1, choices
     size, _ = small(webui)
     args = [choices.index("[DemoFusion] Scale"), "2, 2.5", [], 0, "", [], 0, "", [], True, True, False, False,

@@ -98,6 +98,19 @@ def demofusion(args, **kw):
     return plain_request(alwayson_scripts={"demofusion_ext": {"args": args}}, **kw)
 
 
+def picture(size=(128, 128)):
+    """A smooth test picture (base64 PNG): colour gradients with a disc, so similarity measures mean something."""
+    import numpy as np
+    from PIL import Image
+    w, h = size
+    y, x = np.mgrid[0:h, 0:w] / max(w, h)
+    rgb = np.stack([x, y, 1 - x * y], -1)
+    rgb[(x - 0.5) ** 2 + (y - 0.5) ** 2 < 0.08] = [0.9, 0.2, 0.1]
+    buf = io.BytesIO()
+    Image.fromarray((rgb * 255).astype(np.uint8)).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
 def harness_missing():
     return A1111.missing()
 
@@ -128,7 +141,8 @@ def _serve(kind, port, env_name, ui_mode=False):
         for link in (host.tree / "extensions").iterdir():   # other links to this project (an interrupted run, another checkout)
             if link.is_symlink() and link.name != REPO.name and (link.resolve() / "demofusion_ext").is_dir():
                 link.unlink()
-        probes = {"zz-dffault": "fault_probe"}               # test-only: makes a chosen phase fail on request
+        probes = {"zz-dffault": "fault_probe",               # test-only: makes a chosen phase fail on request
+                  "zz-dfunet": "unet_probe"}                 # test-only: records what the UNet itself received
         if host is A1111:
             probes["zz-dfapply"] = "apply_probe"                 # another extension's apply_model hook, a probe
         for name, folder in probes.items():

@@ -1,0 +1,126 @@
+"""Upscaling that keeps the picture (issue 17), in a real WebUI: a large img2img picture enters at the largest phase
+it covers, and any WebUI upscaler may enlarge a finished phase for the next."""
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from demofusion_ext.plan_summary import plan_counts
+from webui_client import demofusion, has, images, picture, plain_request, small
+
+ON = {"enabled": True}
+PROBE = {"dfunet": {"args": [True]}}
+
+
+def img2img(webui, size, picture_side, strength=0.5, steps=4, **settings):
+    req = demofusion([dict(ON, **settings)], init_images=[picture((picture_side, picture_side))],
+                     denoising_strength=strength, steps=steps, **size)
+    req["alwayson_scripts"].update(PROBE)
+    status, r = webui.call("POST", "/sdapi/v1/img2img", req)
+    assert status == 200, r
+    return r, webui.get("/dfunet/calls")
+
+
+def rows_per_job(probe):
+    """UNet rows per job (phase that ran), as the UNet itself received them."""
+    rows = Counter()
+    for call in probe["calls"]:
+        rows[call["job"]] += call["shape"][0]
+    return [rows[j] for j in sorted(rows)]
+
+
+def infotext(r, i=0):
+    return json.loads(r["info"])["infotexts"][i]
+
+
+def test_a_large_picture_enters_at_its_own_size_and_no_unet_call_exceeds_the_window(webui):
+    size, _ = small(webui)
+    side = size["width"]                                   # 128 (Forge 64): the window and phase 1
+    r, probe = img2img(webui, size, 2 * side, scale=3)
+    [img] = images(r)
+    assert img.size == (3 * side, 3 * side)
+    assert has(infotext(r), "DemoFusion picture entry", f"phase 2 of 3 at {2 * side}x{2 * side}")
+    # phases 2 and 3 ran (two jobs), each with exactly the views the plan counts for them (x2: cond and uncond)
+    plan = plan_counts(side, side, 4, 3, 0.5, denoising=0.5, picture=(2 * side, 2 * side))
+    assert rows_per_job(probe) == [2 * c["views"] for c in plan if not c["skipped"]]
+    shapes = {tuple(c["shape"][-2:]) for c in probe["calls"]}
+    assert max(max(s) for s in shapes) == side // 8, shapes           # no call above Width x Height
+    assert probe["picture"][-2:] == [side // 4, side // 4]             # encoded at phase 2's size, not shrunk
+
+
+def test_a_picture_the_size_of_the_window_runs_every_phase_as_before(webui):
+    size, _ = small(webui)
+    side = size["width"]
+    r, probe = img2img(webui, size, side, scale=3)
+    assert images(r)[0].size == (3 * side, 3 * side) and "DemoFusion picture entry" not in infotext(r)
+    plan = plan_counts(side, side, 4, 3, 0.5, denoising=0.5)
+    assert rows_per_job(probe) == [2 * c["views"] for c in plan]       # phase 1 is the WebUI's own img2img
+    assert "distance" not in probe                                      # no picture was encoded at a phase size
+
+
+def test_lower_strength_keeps_the_large_picture(webui):
+    # in latent space: the random VAE does not reconstruct pictures, so pixel distances would measure the VAE. The
+    # random UNet's predictions are large, so even low strengths move the latent: the order is what is checked.
+    size, _ = small(webui)
+    side = size["width"]
+    distances = [img2img(webui, size, 2 * side, strength=s, scale=2)[1]["distance"] for s in (0.02, 0.1, 0.8)]
+    print("latent distance from the picture at strength 0.02 / 0.1 / 0.8:", [round(d, 4) for d in distances])
+    assert distances == sorted(distances) and distances[0] < 0.8 * distances[-1]
+
+
+UPSCALERS = ["Latent", "Lanczos", "Nearest", "tiny-esrgan-4x"]
+
+
+def test_each_phase_upscaler_is_used_between_phases(webui):
+    size, want = small(webui)
+    results = {}
+    for name in UPSCALERS:
+        # at phase denoising 0.5, as upscaling users run it, phase 2 keeps more of the enlarged start
+        status, r = webui.txt2img(demofusion([dict(ON, upscaler=name, phase_images=name == "Lanczos",
+                                                   phase_denoise=0.5)], **size))
+        assert status == 200, r
+        out = images(r)
+        assert out[0].size == want and has(infotext(r), "DemoFusion upscaler", name)
+        results[name] = np.asarray(out[0].convert("RGB"), dtype=float)
+        if name == "Lanczos":          # the phase image is the decode the upscaler enlarged
+            assert [i.size for i in out] == [want, (want[0] // 2, want[1] // 2)]
+    differences = {(a, b): float(np.abs(results[a] - results[b]).mean())
+                   for i, a in enumerate(UPSCALERS) for b in UPSCALERS[i + 1:]}
+    print("mean |difference| between upscalers:", {f"{a}/{b}": round(d, 2) for (a, b), d in differences.items()})
+    # an ESRGAN model that fails to load falls back to Lanczos silently: the model's phase must differ from it
+    # (the results are deterministic, so any difference is the upscaler's)
+    assert all(d > 0.5 for d in differences.values()), differences
+
+
+def test_a_large_picture_with_a_model_upscaler(webui):
+    size, _ = small(webui)
+    side = size["width"]
+    r, probe = img2img(webui, size, 2 * side, scale=3, upscaler="tiny-esrgan-4x")
+    assert images(r)[0].size == (3 * side, 3 * side) and len(rows_per_job(probe)) == 2
+    assert has(infotext(r), "DemoFusion upscaler", "tiny-esrgan-4x")
+
+
+def test_an_unknown_upscaler_is_refused_with_the_available_ones(webui):
+    status, r = webui.txt2img(demofusion([dict(ON, upscaler="4x-UltraSharp")]))
+    assert status == 500, r
+    assert "Phase upscaler '4x-UltraSharp'" in r["errors"] and "Lanczos, Nearest" in r["errors"]
+    assert "tiny-esrgan-4x" in r["errors"]
+    assert webui.txt2img(plain_request())[1]["images"][0] == webui.baseline
+
+
+def test_an_xyz_plot_over_phase_upscalers(webui):
+    if webui.kind == "sdxl":
+        pytest.skip("the axis is the script's, not the model's: SD1 on both hosts shows it")
+    [xyz] = [s for s in webui.get("/sdapi/v1/script-info") if s["name"] == "x/y/z plot" and not s["is_img2img"]]
+    choices = xyz["args"][0]["choices"]
+    size, want = small(webui)
+    # an axis with choices takes its values from the dropdown list (the third argument)
+    args = [choices.index("[DemoFusion] Phase upscaler"), "", ["Latent", "Lanczos"], 0, "", [], 0, "", [], True,
+            True, False, False, False, False, False, 0, False]
+    status, r = webui.txt2img(dict(demofusion([False], **size), script_name="x/y/z plot", script_args=args))
+    assert status == 200, r
+    infos = json.loads(r["info"])["infotexts"][1:]          # the grid's own comes first
+    assert sum(has(i, "DemoFusion upscaler", "Lanczos") for i in infos) == 1
+    assert sum(has(i, "DemoFusion upscaler", "Latent") for i in infos) == 1
+    assert [i.size for i in images(r)][1:] == [want, want]
