@@ -89,7 +89,7 @@ with torch.no_grad():
     tile = torch.randn(1, 3, 192, 192)
     t_tile, _ = timed(lambda: esrgan(tile))
     t_esrgan = t_tile * (side / 192) ** 2
-    big = torch.from_numpy(np.asarray(picture.resize((2 * side, 2 * side), Image.LANCZOS))).permute(2, 0, 1)
+    big = torch.from_numpy(np.array(picture.resize((2 * side, 2 * side), Image.LANCZOS))).permute(2, 0, 1)
     big = big[None].float() / 127.5 - 1
     t_encode, _ = timed(lambda: tiled_encode(lambda x: vae.encode(x).latent_dist.mean, big, tile=a.tile,
                                              overlap=a.tile // 4))

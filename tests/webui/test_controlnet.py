@@ -203,3 +203,26 @@ def test_no_unit_is_byte_identical_to_a_webui_without_controlnet(cn_webui, tmp_p
     finally:
         stop(env, "main")
     assert with_cn[0] == without[0] == 200 and with_cn[1]["images"] == without[1]["images"]
+
+
+def test_a_large_img2img_picture_gets_the_hints_of_the_phases_it_runs(cn_webui):
+    """The picture covers phase 2, so the run starts there: every call (jobs 0 and 1: phases 2 and 3) gets the crop
+    of the phase-size hint at its view's place."""
+    if cn_webui.folder != "main":
+        pytest.skip("the folder order is checked by the txt2img test")
+    w, h = 128, 96
+    from webui_client import picture
+    req = request([{"enabled": True, "scale": 3}], [unit(cn_webui.kind, coordinate_image(w, h))], probe=True,
+                  width=w, height=h, init_images=[picture((2 * w, 2 * h))], denoising_strength=0.5)
+    status, r = cn_webui.call("POST", "/sdapi/v1/img2img", req)
+    assert status == 200, r
+    assert images(r)[0].size == (3 * w, 3 * h) and "DemoFusion picture entry: phase 2 of 3" in r["info"]
+    calls = cn_webui.get("/dfprobe/calls")
+    assert {c["job"] for c in calls} == {0, 1}
+    pictures = {job: phase_picture(coordinate_image(w, h), (job + 2) * h, (job + 2) * w) for job in (0, 1)}
+    for call in calls:
+        rows, _, lh, lw = call["x"]
+        assert (lh, lw) == (h // 8, w // 8)
+        [hint] = call["hints"]
+        for row in range(rows):
+            assert view_place(pictures[call["job"]], hint, row, lh, lw, dilation=call["job"] + 2), (call["job"], row)

@@ -81,3 +81,26 @@ def test_pasted_infotext_restores_every_demofusion_setting(webui_ui):
     again = webui_ui.txt2img({"infotext": info, "save_images": False})
     assert again[0] == 200 and again[1]["images"] == r["images"]
     assert json.loads(again[1]["info"])["infotexts"][0] == info
+
+
+def test_browser_img2img_plan_line_shows_where_a_large_picture_enters(webui_ui, tmp_path):
+    playwright = HARNESS / "node" / "node_modules" / "playwright-core"
+    if not shutil.which("node") or not shutil.which("chromium") or not playwright.exists():
+        pytest.skip("needs node, /usr/bin/chromium and the harness's playwright-core (setup.sh without SKIP_BROWSER)")
+    if webui_ui.host == "forge":
+        pytest.skip("Forge's img2img picture is its own canvas component: its plan line shows the plan without it")
+    import base64
+    from webui_client import picture
+    png = tmp_path / "picture.png"
+    png.write_bytes(base64.b64decode(picture((256, 256))))
+    want = plan_summary(128, 128, 4, 3, 0.5, 0.75, picture=(256, 256))
+    assert "phase 1: skipped" in want
+    shots = SHOTS / webui_ui.host
+    shots.mkdir(parents=True, exist_ok=True)
+    out = subprocess.run(["node", str(HERE / "browser_img2img_plan.js"), webui_ui.url + "/", str(png), str(shots)],
+                         env=dict(os.environ, PLAYWRIGHT_CORE=str(playwright), WANT=want),
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    print("img2img plan line after opening the picture:", result)
+    assert result["ok"] and result["line"] == want, result

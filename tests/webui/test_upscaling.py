@@ -13,13 +13,21 @@ ON = {"enabled": True}
 PROBE = {"dfunet": {"args": [True]}}
 
 
-def img2img(webui, size, picture_side, strength=0.5, steps=4, **settings):
-    req = demofusion([dict(ON, **settings)], init_images=[picture((picture_side, picture_side))],
-                     denoising_strength=strength, steps=steps, **size)
+def img2img_request(size, init, strength=0.5, steps=4, **settings):
+    req = demofusion([dict(ON, **settings)], init_images=[init], denoising_strength=strength, steps=steps, **size)
     req["alwayson_scripts"].update(PROBE)
+    return req
+
+
+def run_img2img(webui, req):
     status, r = webui.call("POST", "/sdapi/v1/img2img", req)
     assert status == 200, r
     return r, webui.get("/dfunet/calls")
+
+
+def img2img(webui, size, picture_side, strength=0.5, steps=4, **settings):
+    return run_img2img(webui, img2img_request(size, picture((picture_side, picture_side)), strength, steps,
+                                              **settings))
 
 
 def rows_per_job(probe):
@@ -34,19 +42,22 @@ def infotext(r, i=0):
     return json.loads(r["info"])["infotexts"][i]
 
 
-def test_a_large_picture_enters_at_its_own_size_and_no_unet_call_exceeds_the_window(webui):
+@pytest.mark.parametrize("aspect", [1.0, 0.75], ids=["square", "4:3"])
+def test_a_large_picture_enters_at_its_own_size_and_no_unet_call_exceeds_the_window(webui, aspect):
     size, _ = small(webui)
-    side = size["width"]                                   # 128 (Forge 64): the window and phase 1
-    r, probe = img2img(webui, size, 2 * side, scale=3)
+    w = size["width"]                                      # 128 (Forge 64): the window and phase 1
+    h = int(w * aspect)
+    req = img2img_request(dict(width=w, height=h), picture((2 * w, 2 * h)), scale=3)
+    r, probe = run_img2img(webui, req)
     [img] = images(r)
-    assert img.size == (3 * side, 3 * side)
-    assert has(infotext(r), "DemoFusion picture entry", f"phase 2 of 3 at {2 * side}x{2 * side}")
+    assert img.size == (3 * w, 3 * h)
+    assert has(infotext(r), "DemoFusion picture entry", f"phase 2 of 3 at {2 * w}x{2 * h}")
     # phases 2 and 3 ran (two jobs), each with exactly the views the plan counts for them (x2: cond and uncond)
-    plan = plan_counts(side, side, 4, 3, 0.5, denoising=0.5, picture=(2 * side, 2 * side))
+    plan = plan_counts(w, h, 4, 3, 0.5, denoising=0.5, picture=(2 * w, 2 * h))
     assert rows_per_job(probe) == [2 * c["views"] for c in plan if not c["skipped"]]
     shapes = {tuple(c["shape"][-2:]) for c in probe["calls"]}
-    assert max(max(s) for s in shapes) == side // 8, shapes           # no call above Width x Height
-    assert probe["picture"][-2:] == [side // 4, side // 4]             # encoded at phase 2's size, not shrunk
+    assert shapes == {(h // 8, w // 8)}, shapes                     # every UNet call is one window, none larger
+    assert probe["picture"][-2:] == [h // 4, w // 4]                  # encoded at phase 2's size, not shrunk
 
 
 def test_a_picture_the_size_of_the_window_runs_every_phase_as_before(webui):
