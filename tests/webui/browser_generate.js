@@ -4,23 +4,12 @@
 // Prints one JSON line; saves screenshots in OUT_DIR.
 // usage: node browser_generate.js URL OUT_DIR   (PLAYWRIGHT_CORE: path of playwright-core)
 const path = require('path');
-const { chromium } = require(process.env.PLAYWRIGHT_CORE);
+const { openWebUI, setNumber } = require('./browser_common');
 const [url, out] = process.argv.slice(2);
 
-async function setNumber(page, id, value) {
-  const input = page.locator(`#${id} input[type=number]`);
-  await input.fill(String(value));
-  await input.press('Enter');
-}
-
 (async () => {
-  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
-           '--disable-component-update', '--disable-sync', '--disable-quic', '--no-first-run'] });
+  const { browser, page } = await openWebUI(url);
   try {
-    const page = await browser.newPage({ viewport: { width: 1500, height: 1300 } });
-    await page.goto(url, { waitUntil: 'domcontentloaded', timeout: 180000 });
-    await page.locator('#txt2img_prompt textarea').waitFor({ timeout: 180000 });
     await page.locator('#txt2img_prompt textarea').fill('a photo of a cat');
     await setNumber(page, 'txt2img_steps', 4);
     await setNumber(page, 'txt2img_width', 128);

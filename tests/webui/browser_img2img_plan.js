@@ -2,15 +2,9 @@
 // usage: node browser_img2img_plan.js URL PICTURE.png OUT_DIR   (PLAYWRIGHT_CORE: path of playwright-core;
 // WANT: the line the engine's plan gives). Prints one JSON line {line, ok, ms}; saves a screenshot in OUT_DIR.
 const path = require('path');
-const { chromium } = require(process.env.PLAYWRIGHT_CORE);
+const { openWebUI, setNumber } = require('./browser_common');
 const [url, picture, out] = process.argv.slice(2);
 const want = process.env.WANT;
-
-async function setNumber(page, id, value) {
-  const input = page.locator(`#${id} input[type=number]`);
-  await input.fill(String(value));
-  await input.press('Enter');
-}
 
 function planLine(w) {
   // Gradio 3 gives the block wrapper and the inner HTML the same id: read the innermost
@@ -20,13 +14,8 @@ function planLine(w) {
 }
 
 (async () => {
-  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
-           '--disable-component-update', '--disable-sync', '--disable-quic', '--no-first-run'] });
+  const { browser, page } = await openWebUI(url);
   try {
-    const page = await browser.newPage({ viewport: { width: 1500, height: 1300 } });
-    await page.goto(url, { waitUntil: 'domcontentloaded', timeout: 180000 });
-    await page.locator('#txt2img_prompt textarea').waitFor({ timeout: 180000 });
     await page.locator('#tabs button', { hasText: 'img2img' }).first().click();
     await setNumber(page, 'img2img_steps', 4);
     await setNumber(page, 'img2img_width', 128);

@@ -1,8 +1,7 @@
 """What only Forge has: its built-in ControlNet and MultiDiffusion, and its list of always-disabled extensions."""
 import pytest
 
-from test_img2img import picture
-from webui_client import FORGE, REPO, demofusion, images, plain_request
+from webui_client import FORGE, REPO, demofusion, images, picture, plain_request
 
 ON = {"enabled": True}
 README_FOLDER = "sd-webui-demofusion-ext"      # the folder name README tells users to clone into
