@@ -158,8 +158,12 @@ def plan(p, settings: DemoFusionSettings):
     return phases, entry_phase(phases, picture_size(p))
 
 
-def encode_pixels(p, batch: torch.Tensor, settings: DemoFusionSettings) -> torch.Tensor:
-    """Pictures [B, 3, H, W] in [-1, 1] to latents with the tiled encoder (memory bounded by the decode tile)."""
+def encode_pixels(p, pictures: list[np.ndarray], settings: DemoFusionSettings) -> torch.Tensor:
+    """uint8 HWC pictures to latents with the tiled encoder (memory bounded by the decode tile); one picture serves
+    every image of the batch."""
+    batch = torch.from_numpy(np.stack(pictures)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    if len(pictures) == 1 and p.batch_size > 1:
+        batch = batch.expand(p.batch_size, -1, -1, -1)
     model = p.sd_model
 
     def encode(x):
@@ -174,10 +178,7 @@ def encode_picture(p, settings: DemoFusionSettings, width: int, height: int) -> 
     """The img2img pictures at width x height px (the WebUI's resize mode), encoded tiled, one row per image."""
     pictures = [np.asarray(images.resize_image(p.resize_mode, img.convert("RGB"), width, height))
                 for img in p.init_images]
-    batch = torch.from_numpy(np.stack(pictures)).permute(0, 3, 1, 2).float() / 127.5 - 1
-    if len(pictures) == 1 and p.batch_size > 1:
-        batch = batch.expand(p.batch_size, -1, -1, -1)
-    return encode_pixels(p, batch, settings)
+    return encode_pixels(p, pictures, settings)
 
 
 def encode_init_tiled(p, settings: DemoFusionSettings) -> None:
@@ -201,8 +202,7 @@ def enlarge(p, latent: torch.Tensor, phase, settings: DemoFusionSettings, pixels
     enlarged = [np.asarray(images.resize_image(0, images.Image.fromarray(row.numpy()), width, height,
                                                upscaler_name=settings.upscaler).convert("RGB"))
                 for row in pixels]
-    batch = torch.from_numpy(np.stack(enlarged)).permute(0, 3, 1, 2).float() / 127.5 - 1
-    return encode_pixels(p, batch, settings).to(latent)
+    return encode_pixels(p, enlarged, settings).to(latent)
 
 
 def show_preview(latent: torch.Tensor) -> None:
