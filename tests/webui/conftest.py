@@ -1,2 +1,2 @@
 """The WebUI fixtures live in webui_client.py, beside the HTTP helpers the tests import."""
-from webui_client import forge_sdxl, webui, webui_ui  # noqa: F401
+from webui_client import webui, webui_ui  # noqa: F401

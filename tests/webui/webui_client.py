@@ -22,7 +22,7 @@ BIN = REPO.parent / "shared" / "webui-harness" / "bin"
 FORGE_HARNESS = pathlib.Path(os.environ.get("FORGE_HARNESS", pathlib.Path.home() / "forge-harness"))
 FORGE_BIN = REPO.parent / "shared" / "forge-harness" / "bin"
 MODELS = {"sd1": ("tiny-sd15.safetensors", 7871), "sdxl": ("tiny-sdxl.safetensors", 7872),
-          "forge": ("tiny-forge-sd15.safetensors", 7883), "forge-sdxl": ("tiny-forge-sdxl.safetensors", 7885)}
+          "forge": ("tiny-forge-sd15.safetensors", 7883)}
 
 
 class Host:
@@ -46,7 +46,7 @@ FORGE = Host("Forge", FORGE_HARNESS, FORGE_BIN, "forge", "start_forge.sh", "stop
 class WebUI:
     def __init__(self, url, kind, log=None):
         self.url, self.kind, self.log = url.rstrip("/"), kind, log
-        self.host = "forge" if kind.startswith("forge") else "a1111"
+        self.host = "forge" if kind == "forge" else "a1111"
         self.baseline = None
 
     @property
@@ -129,7 +129,7 @@ def phase_log_lines(webui, phase=2):
 
 def _serve(kind, port, env_name, ui_mode=False):
     """Yield a WebUI for `kind`: the server named by $env_name, or a harness server started here."""
-    host = FORGE if kind.startswith("forge") else A1111
+    host = FORGE if kind == "forge" else A1111
     url = os.environ.get(env_name)
     started = None
     if not url:
@@ -167,13 +167,6 @@ def webui(request):
     """An API-only WebUI with this extension per host and tiny model (A1111: SD1, SDXL; Forge: SD1);
     its baseline plain image comes before any DemoFusion run."""
     yield from _serve(request.param, MODELS[request.param][1], f"DEMOFUSION_WEBUI_{request.param.upper()}")
-
-
-@pytest.fixture(scope="session")
-def forge_sdxl():
-    """Forge with its SDXL-shaped tiny model (KOALA-shaped UNet, full CLIP-L/G and VAE), for the SDXL tests: the
-    hooks are the SD1 ones, so this server runs what differs (sizes, crop coordinates, img2img), not every test."""
-    yield from _serve("forge-sdxl", MODELS["forge-sdxl"][1], "DEMOFUSION_WEBUI_FORGE_SDXL")
 
 
 @pytest.fixture(scope="session", params=["sd1", "forge"])

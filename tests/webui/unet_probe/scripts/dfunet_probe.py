@@ -2,9 +2,7 @@
 
 Linked by tests/webui as extensions/zz-dfunet. Enabled per request: alwayson_scripts {"dfunet": {"args": [true]}}.
 While enabled it records the shape and job number of every call of the diffusion model's own `forward` (below
-every hook: DemoFusion's, ControlNet's, the sampler's), on SDXL the crop coordinates (top, left in px) each row's
-vector condition `y` carries (the nearest multiple of 8 whose embedding, made by the host's own embedder, it
-holds), and, around DemoFusion's own functions, the picture latent an
+every hook: DemoFusion's, ControlNet's, the sampler's), and, around DemoFusion's own functions, the picture latent an
 img2img run started from and the latent of the final decode. GET /dfunet/calls returns them with the mean absolute
 distance of the final latent from the picture latent enlarged to its size.
 """
@@ -17,33 +15,6 @@ def diffusion_model():
     model = shared.sd_model
     objects = getattr(model, "forge_objects", None)
     return objects.unet.model.diffusion_model if objects is not None else model.model.diffusion_model
-
-
-def crop_reader():
-    """SDXL: y rows -> [[top, left], ...] in px, read back through the host's crop-coordinate embedder."""
-    import torch
-    model = shared.sd_model
-    if not getattr(model, "is_sdxl", False):
-        return None
-    if hasattr(model, "forge_objects"):
-        from demofusion_ext.hosts.forge import crop_columns
-    else:
-        from demofusion_ext.hosts.a1111 import crop_columns
-    columns = crop_columns(model)
-    values = torch.arange(0, 4097, 8, dtype=torch.float32)
-    with torch.no_grad():
-        table = columns.embed(values).reshape(len(values), -1).float().cpu()
-    dim = table.shape[1]
-
-    def read(y):
-        start = y.shape[1] - 2 * columns.width          # [.. | crop top | crop left | target size]
-        y = y.detach().float().cpu()
-        out = []
-        for row in y:
-            top, left = row[start:start + dim], row[start + dim:start + 2 * dim]
-            out.append([int(values[(table - v).abs().sum(1).argmin()]) for v in (top, left)])
-        return out
-    return read
 
 
 class DFUNetProbe(scripts.Script):
@@ -67,13 +38,8 @@ class DFUNetProbe(scripts.Script):
         unet = diffusion_model()
         forward = unet.forward
 
-        crops = crop_reader()
-
         def recording_forward(x, *a, **kw):
-            call = {"job": shared.state.job_no, "shape": list(x.shape)}
-            if crops is not None and kw.get("y") is not None:
-                call["crops"] = crops(kw["y"])
-            STATE["calls"].append(call)
+            STATE["calls"].append({"job": shared.state.job_no, "shape": list(x.shape)})
             return forward(x, *a, **kw)
 
         def wrap(name, keep):
