@@ -9,6 +9,11 @@ skip residual and decoding are shared with A1111 (hosts/webui.py).
 Forge resets `sd_model.forge_objects` before every sampling and other scripts patch it in
 `process_before_every_sampling`, so each phase >= 2 resets it, lets those scripts patch again, then
 wraps a clone; the phase-1 objects are put back afterwards.
+
+ControlNet Integrated adds its units to that clone as a linked list of ControlNet objects, which Forge's
+sampler asks for a full-size control before calling the wrapper. In a phase >= 2 that request gets None
+(nothing is computed), and the wrapper asks the units itself, once per view batch, with each view's part
+of the phase-size hint (controlnet_hints.py) and the row marks of the view batch (control modes weight by them).
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from modules import sd_models
 from modules.sd_samplers_common import InterruptedException
 
 from . import webui
+from ..controlnet_hints import phase_hint, view_hints
 from ..counting import EvalCounter
 from .webui import DemoFusionError, RunRecord, refuse  # noqa: F401  (the script's entry points)
 from ..phase_runner import PhaseRunner
@@ -27,29 +33,12 @@ from ..settings import DemoFusionSettings
 from ..skip_residual import anchor
 from ..view_conditioning import CropColumns, split_cond
 
-CONTROLNET_REFUSAL = ("DemoFusion cannot serve Forge's built-in ControlNet (ControlNet Integrated) per view: "
-                      "disable the ControlNet units, or turn DemoFusion off for this generation.")
-
-
 def check_request(p, settings: DemoFusionSettings) -> None:
     webui.check_request(p, settings)
     model = p.sd_model
     if not (model.is_sd1 or model.is_sd2 or model.is_sdxl):
         raise DemoFusionError(f"DemoFusion supports SD1.x, SD2.x and SDXL checkpoints, not "
                               f"{type(model).__name__}: load one of those, or turn DemoFusion off.")
-    if controlnet_units(p):
-        raise DemoFusionError(CONTROLNET_REFUSAL)
-
-
-def controlnet_units(p) -> list:
-    """The enabled units of Forge's built-in ControlNet in this request (the UNet guard catches any it misses)."""
-    for script in (p.scripts.alwayson_scripts if p.scripts is not None else []):
-        if script.title() == "ControlNet" and hasattr(script, "get_enabled_units"):
-            try:
-                return script.get_enabled_units(p.script_args[script.args_from:script.args_to])
-            except Exception:
-                return []
-    return []
 
 
 def install(p, settings: DemoFusionSettings, record: RunRecord) -> None:
@@ -68,8 +57,7 @@ def unet_guard(p):
     def checked(*args, **kwargs):
         original(*args, **kwargs)
         unet = p.sd_model.forge_objects.unet
-        if unet.controlnet_linked_list is not None:
-            raise DemoFusionError(CONTROLNET_REFUSAL)
+        served_controlnets(unet)
         if "model_function_wrapper" in unet.model_options:
             raise DemoFusionError("DemoFusion cannot run with another extension that replaces the UNet call "
                                   "(e.g. MultiDiffusion Integrated): turn that extension off.")
@@ -97,7 +85,8 @@ def run_phase(p, phase, window, settings, start, z1, c, uc, view_batch=None,
         crop = crop_columns(model)
         # Forge 2 / Neo name the sigma <-> timestep object `predictor`, reForge / Classic `model_sampling`
         predictor = getattr(unet.model, "predictor", None) or unet.model.model_sampling
-        fusion = FusionWrapper(ps.runner, predictor, crop)
+        control = PhaseControl(served_controlnets(unet), phase.shape)
+        fusion = FusionWrapper(ps.runner, predictor, crop, control)
         unet.set_model_unet_function_wrapper(fusion)
         estimate = unet.model_options.get("memory_peak_estimation_modifier", unet.memory_required)
         # the UNet sees one view batch at a time, never the whole phase: let Forge plan memory for that
@@ -105,10 +94,12 @@ def run_phase(p, phase, window, settings, start, z1, c, uc, view_batch=None,
         unet.set_memory_peak_estimation_modifier(
             lambda shape: estimate([shape[0] * views, shape[1], window[0], window[1]]))
         model.forge_objects.unet = unet
-        out = webui.sample_phase(p, ps, settings, c, uc)
+        with control.per_view():
+            out = webui.sample_phase(p, ps, settings, c, uc)
     finally:
         model.forge_objects = phase_one
-    print(webui.phase_report(phase, ps.runner, fusion.counter, ["SDXL crop coordinates per view"] if crop else []))
+    print(webui.phase_report(phase, ps.runner, fusion.counter, (["SDXL crop coordinates per view"] if crop else [])
+                             + control.report()))
     return anchor(out, z1), fusion.counter.calls
 
 
@@ -117,8 +108,8 @@ class FusionWrapper:
     memory, and calls cond and uncond apart when their prompts differ in length): the CFG denoiser's
     evaluation() block (hosts/webui.py) keeps one layout for all parts."""
 
-    def __init__(self, runner: PhaseRunner, predictor, crop: CropColumns | None):
-        self.runner, self.predictor, self.crop = runner, predictor, crop
+    def __init__(self, runner: PhaseRunner, predictor, crop: CropColumns | None, control: "PhaseControl"):
+        self.runner, self.predictor, self.crop, self.control = runner, predictor, crop, control
         self.counter = EvalCounter(None)
 
     def __call__(self, model_function, params: dict) -> torch.Tensor:
@@ -128,19 +119,23 @@ class FusionWrapper:
         per_chunk = sigma[:rows // len(chunks)]
         t = float(self.predictor.timestep(sigma[:1])[0])
         self.counter.fn = model_function
-        spatial = {k: v for k, v in c.items() if k != "transformer_options"}
+        spatial = {k: v for k, v in c.items() if k not in ("transformer_options", "control", "control_model")}
         options = c.get("transformer_options", {})
 
         def predict(xb, **kw):
             if webui.interrupted():
                 raise InterruptedException
-            return self.counter(xb, sigma.repeat(xb.shape[0] // rows), **kw["c"])
+            sb, cc = sigma.repeat(xb.shape[0] // rows), kw["c"]
+            if self.control.nets:
+                cc = dict(cc, control=self.control.get(kw["views"], xb, sb, cc, rows),
+                          control_model=self.control.nets[-1])
+            return self.counter(xb, sb, **cc)
 
         def condition(views):
             n = len(views)
             cc = split_cond(spatial, views, rows, x.shape[-2:], self.crop, vector_key="y")
             cc["transformer_options"] = chunk_options(options, chunks * n, per_chunk)
-            return {"c": cc}
+            return {"c": cc, "views": views}
         # the wrapper returns x0 = x - sigma eps, which moves one for one with the input at a fixed eps
         return self.runner.predict(predict, x, t, condition, input_slope=1.0)
 
@@ -155,3 +150,69 @@ def chunk_options(options: dict, chunks: list, sigmas: torch.Tensor) -> dict:
     to["cond_indices"] = [i * b + j for i, k in enumerate(chunks) if k == 0 for j in range(b)]
     to["uncond_indices"] = [i * b + j for i, k in enumerate(chunks) if k != 0 for j in range(b)]
     return to
+
+
+def served_controlnets(unet) -> list:
+    """The UNet patcher's ControlNet objects in unit order, refusing any whose control cannot be cut into views."""
+    from backend.patcher.controlnet import ControlNet
+    nets = list(reversed(unet.list_controlnets()))
+    for i, net in enumerate(nets):
+        hint = getattr(net, "cond_hint_original", None)
+        reason = None
+        if not isinstance(net, ControlNet):
+            reason = f"its model type {type(net).__name__} is not a ControlNet with an image hint"
+        elif not isinstance(hint, torch.Tensor) or hint.ndim != 4:
+            reason = "it has no image hint"
+        if reason:
+            raise DemoFusionError(f"DemoFusion cannot serve ControlNet unit {i} per view: {reason}. Disable that "
+                                  f"unit, or use a ControlNet model with an image hint (canny, depth, lineart, tile, ...).")
+    return nets
+
+
+class PhaseControl:
+    """ControlNet Integrated's units in one phase: their phase-size hints, and their control for one view batch."""
+
+    def __init__(self, nets: list, latent_shape: tuple[int, int]):
+        self.nets = nets          # unit order: the last is the head of Forge's list, whose get_control sums them all
+        self.shape, self.full, self.masks = latent_shape, [], []
+        self.own_masks = [getattr(n, "advanced_mask_weighting", None) for n in nets]
+
+    def get(self, views, x: torch.Tensor, sigma: torch.Tensor, cc: dict, rows: int) -> dict | None:
+        """The units' summed control for stacked `views` (x, sigma and cc view-major, `rows` rows per view)."""
+        if not self.full:         # made on first use: a Control-LoRA has its model (and dtype) only once sampling began
+            self.full = [phase_hint(n.cond_hint_original.to(n.device, control_dtype(n)), self.shape) for n in self.nets]
+            self.masks = [None if m is None else phase_hint(m.to(n.device, torch.float32), self.shape)
+                          for n, m in zip(self.nets, self.own_masks)]
+        for net, full, mask in zip(self.nets, self.full, self.masks):
+            net.cond_hint = view_hints(full, views, rows)       # one row per row of x: Forge uses it as it is
+            if mask is not None:                                # a mask weights the control where the view lies
+                net.advanced_mask_weighting = view_hints(mask, views, rows)
+            net.transformer_options = cc["transformer_options"]  # control modes weight by its cond_mark
+        chunks = len(cc["transformer_options"]["cond_or_uncond"])
+        return self.get_control(x, sigma, dict(cc), chunks)
+
+    @contextlib.contextmanager
+    def per_view(self):
+        """Forge's own full-size request for control gets None; `get_control` keeps the head's real method."""
+        if not self.nets:
+            yield
+            return
+        head = self.nets[-1]
+        self.get_control = head.get_control
+        head.get_control = lambda *args, **kwargs: None
+        try:
+            yield
+        finally:
+            del head.get_control
+            for net, mask in zip(self.nets, self.own_masks):
+                net.cond_hint, net.advanced_mask_weighting = None, mask
+
+    def report(self) -> list[str]:
+        if not self.full:
+            return []
+        size = sum(t.numel() * t.element_size() for t in self.full + self.masks if t is not None) / 2 ** 20
+        return [f"{len(self.nets)} ControlNet unit(s) per view, phase hints {size:.2f} MiB on {self.full[0].device}"]
+
+
+def control_dtype(net) -> torch.dtype:
+    return net.manual_cast_dtype or net.control_model.dtype

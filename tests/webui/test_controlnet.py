@@ -1,37 +1,18 @@
 """DemoFusion with sd-webui-controlnet units in a real WebUI: per-view hints, both folder orders, clean-up."""
-import base64
-import io
 import json
 import os
 import subprocess
 
 import numpy as np
 import pytest
-from PIL import Image
 
+from control_images import coordinate_image, phase_picture, stripes, view_place
 from webui_client import BIN, HARNESS, REPO, WebUI, harness_missing, demofusion, images, plain_request, txt2img_interrupted_in_phase_2
 
 CN = HARNESS / "webui" / "extensions" / "sd-webui-controlnet"
 EXT = HARNESS / "webui" / "extensions"
 MODEL = {"sd1": ("tiny-sd15.safetensors", "control_tiny_sd15"), "sdxl": ("tiny-sdxl.safetensors", "control_tiny_sdxl")}
 PORT = 7873
-
-
-def png(rgb):
-    b = io.BytesIO()
-    Image.fromarray((np.clip(rgb, 0, 1) * 255).round().astype(np.uint8)).save(b, format="PNG")
-    return base64.b64encode(b.getvalue()).decode()
-
-
-def coordinate_image(w, h):
-    """Red = x / (w - 1), green = y / (h - 1): every hint pixel tells where in the picture it came from."""
-    y, x = np.mgrid[0:h, 0:w]
-    return png(np.stack([x / (w - 1), y / (h - 1), np.zeros((h, w))], -1))
-
-
-def stripes(w, h):
-    x = np.mgrid[0:h, 0:w][1]
-    return png(np.repeat(((x // 8) % 2)[..., None], 3, -1).astype(float))
 
 
 def unit(kind, image, **kw):
@@ -126,36 +107,6 @@ def test_every_phase_call_gets_the_hints_of_its_views(cn_webui, scale, n_units):
                     (call["job"], call["x"], row)
             # rows are view-major; one image gives each view a cond and an uncond row, with the same hint
             assert hint["at00"][0::2] == hint["at00"][1::2] and hint["last"][0::2] == hint["last"][1::2]
-
-
-def phase_picture(b64, height, width):
-    """The control image as ControlNet hands it over (8-bit, [0, 1]), enlarged as the engine does to a phase."""
-    import torch
-    img = torch.from_numpy(np.asarray(Image.open(io.BytesIO(base64.b64decode(b64))).convert("RGB"), dtype=np.float32))
-    img = img.permute(2, 0, 1)[None] / 255
-    out = torch.nn.functional.interpolate(img, size=(height, width), mode="bilinear", align_corners=False)
-    return out.clamp(0, 1)[0, :2].numpy()
-
-
-def view_place(picture, hint, row, lh, lw, dilation, tol=2e-3):
-    """(top, left, step) of a view whose crop of `picture` gives the probe's four pixels of `row`, or None.
-    Cells outside the picture read 0."""
-    ph, pw = picture.shape[1] // 8, picture.shape[2] // 8
-    m = (max(lh, lw) + 2) * dilation                       # zero margin, in cells
-    padded = np.pad(picture, ((0, 0), (8 * m, 8 * m), (8 * m, 8 * m)))
-    probes = [np.array(hint[k][row])[:, None, None] for k in ("at00", "at08", "at80", "last")]
-    tops, lefts = np.meshgrid(np.arange(-lh, ph + 1), np.arange(-lw, pw + 1), indexing="ij")
-
-    def at(r, c, offset=0):
-        return padded[:, (r + m) * 8 + offset, (c + m) * 8 + offset]
-    for step in (1, dilation):
-        want = [at(tops, lefts), at(tops, lefts + step), at(tops + step, lefts),
-                at(tops + (lh - 1) * step, lefts + (lw - 1) * step, 7)]
-        err = np.max([np.abs(w - p).max(0) for w, p in zip(want, probes)], axis=0)
-        hits = np.argwhere(err < tol)
-        if len(hits):
-            return int(tops[tuple(hits[0])]), int(lefts[tuple(hits[0])]), step
-    return None
 
 
 def test_the_control_image_changes_the_final_image(cn_webui):

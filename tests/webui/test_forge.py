@@ -1,4 +1,8 @@
-"""What only Forge has: its built-in ControlNet and MultiDiffusion, and its list of always-disabled extensions."""
+"""What only Forge has: its built-in UNet patches (FreeU, SAG, LoRA) in DemoFusion's phases, MultiDiffusion
+Integrated refused, and its list of always-disabled extensions. Its built-in ControlNet: test_forge_controlnet.py."""
+import json
+
+import numpy as np
 import pytest
 
 from webui_client import FORGE, REPO, demofusion, images, picture, plain_request
@@ -12,14 +16,6 @@ def forge(webui):
     if webui.host != "forge":
         pytest.skip("Forge only")
     return webui
-
-
-def test_builtin_controlnet_with_demofusion_is_refused_and_leaves_nothing_behind(forge):
-    unit = {"enabled": True, "module": "None", "model": "None", "image": picture(), "weight": 1.0}
-    status, r = forge.txt2img(plain_request(alwayson_scripts={
-        "demofusion_ext": {"args": [dict(ON, scale=2)]}, "controlnet": {"args": [unit]}}))
-    assert status == 500 and "Forge's built-in ControlNet" in r["errors"], r
-    assert forge.txt2img(plain_request())[1]["images"][0] == forge.baseline
 
 
 def test_multidiffusion_integrated_with_demofusion_is_refused_before_sampling(forge):
@@ -42,4 +38,64 @@ def test_plain_generation_is_byte_identical_after_img2img(forge):
     status, r = forge.call("POST", "/sdapi/v1/img2img", demofusion(
         [dict(ON, scale=2)], init_images=[picture()], denoising_strength=0.6, width=64, height=64))
     assert status == 200 and images(r)[0].size == (128, 128), r
+    assert forge.txt2img(plain_request())[1]["images"][0] == forge.baseline
+
+
+def tiny_lora(checkpoint, out, rank=4, seed=0):
+    """A random LoRA over every linear weight of the checkpoint's transformer blocks, in the LDM key names Forge
+    maps (lora_unet_<module path with _>), strong enough to change a tiny random model's image."""
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+    prefix = "model.diffusion_model."
+    g = torch.Generator().manual_seed(seed)
+    tensors = {}
+    with safe_open(str(checkpoint), "pt") as f:
+        for key in f.keys():
+            if key.startswith(prefix) and ".transformer_blocks." in key and key.endswith(".weight"):
+                shape = f.get_slice(key).get_shape()
+                if len(shape) != 2:
+                    continue
+                name = "lora_unet_" + key[len(prefix):-len(".weight")].replace(".", "_")
+                tensors[name + ".lora_down.weight"] = torch.randn(rank, shape[1], generator=g) / shape[1] ** 0.5
+                tensors[name + ".lora_up.weight"] = torch.randn(shape[0], rank, generator=g) / rank ** 0.5
+                tensors[name + ".alpha"] = torch.tensor(float(rank))
+    save_file(tensors, str(out))
+
+
+PATCHES = {
+    "FreeU": {"freeu integrated (sd 1.x, sd 2.x, sdxl)": {"args": [True, 1.5, 1.6, 0.9, 0.2, 0.0, 1.0]}},
+    "SAG": {"selfattentionguidance integrated (sd 1.x, sd 2.x, sdxl)": {"args": [True, 2.0, 2.0, 0.5]}},
+}
+
+
+@pytest.mark.parametrize("patch", ["FreeU", "SAG", "LoRA"])
+def test_forges_unet_patches_are_active_in_demofusion_phases(forge, patch):
+    """A picture that covers phase 2 enters there, so every step of the run is a DemoFusion phase: a patch that
+    changes this image is active in DemoFusion's phases (not only in the WebUI's own phase 1)."""
+    if patch == "FreeU" and forge.sdxl:
+        pytest.skip("the tiny SDXL UNet is 320 channels wide at every level, where FreeU changes nothing")
+    if forge.log is None:
+        pytest.skip("needs the harness tree (a LoRA file) of a server started here")
+    req = dict(demofusion([dict(ON, scale=2)], init_images=[picture((128, 128))], denoising_strength=0.6,
+                          width=64, height=64, steps=3))
+    plain = [forge.call("POST", "/sdapi/v1/img2img", req) for _ in range(2)]
+    assert all(status == 200 for status, _ in plain), plain[0]
+    assert "DemoFusion picture entry: phase 2 of 2" in plain[0][1]["info"]
+    patched = json.loads(json.dumps(req))
+    if patch == "LoRA":
+        model = "tiny-forge-sdxl" if forge.sdxl else "tiny-forge-sd15"
+        lora = FORGE.tree / "models" / "Lora" / f"demofusion-test-{model}.safetensors"
+        lora.parent.mkdir(exist_ok=True)
+        if not lora.exists():
+            tiny_lora(FORGE.tree / "models" / "Stable-diffusion" / f"{model}.safetensors", lora)
+        forge.call("POST", "/sdapi/v1/refresh-loras")
+        patched["prompt"] += f" <lora:{lora.stem}:1>"
+    else:
+        patched["alwayson_scripts"].update(PATCHES[patch])
+    status, r = forge.call("POST", "/sdapi/v1/img2img", patched)
+    assert status == 200, r
+    a, b, c = (np.asarray(images(x)[0], dtype=float) for x in (plain[0][1], plain[1][1], r))
+    assert np.abs(a - b).mean() < 0.1                  # the same request again: the same picture
+    assert np.abs(a - c).mean() > 1.0, patch
     assert forge.txt2img(plain_request())[1]["images"][0] == forge.baseline

@@ -44,7 +44,7 @@ REFUSED = {"a1111": ["DPM adaptive", "DPM fast", "UniPC"], "forge": ["DPM adapti
 
 
 def test_every_listed_sampler_works_or_is_refused_by_name(webui):
-    if webui.kind == "sdxl":
+    if webui.sdxl:
         pytest.skip("sampler sweep runs on the SD1 models (the hooks are model-independent)")
     outcome = {}
     size, want = small(webui)
@@ -67,7 +67,7 @@ def test_every_listed_sampler_works_or_is_refused_by_name(webui):
 
 
 def test_every_schedule_type_works(webui):
-    if webui.kind == "sdxl":
+    if webui.sdxl:
         pytest.skip("schedule sweep runs on the SD1 models")
     size, want = small(webui)
     for sch in webui.get("/sdapi/v1/schedulers"):
@@ -183,7 +183,32 @@ def test_phases_run_fused_views_through_the_unet(webui):
     assert evals == 4
     # (9 + 4) views x 2 rows per evaluation in ceil(13 / 4) calls; at t = 0 (c2 = 0) only the 9 windows
     assert (calls, rows) in [(4 * 4, 4 * 26), (3 * 4 + 3, 3 * 26 + 18)], lines[-1]
-    assert ("SDXL crop coordinates per view" in lines[-1]) == (webui.kind == "sdxl")
+    assert ("SDXL crop coordinates per view" in lines[-1]) == (webui.sdxl)
+
+
+def test_sdxl_views_get_their_own_crop_coordinates(webui):
+    """What each SDXL UNet call received, read back from its vector condition `y` (the probe): every local window's
+    rows carry the window's place in the phase in px, the dilated views and phase 1 keep the prompt's (0, 0)."""
+    if not webui.sdxl:
+        pytest.skip("SDXL only: SD1 has no crop coordinates")
+    from demofusion_ext.views import window_starts, window_stride
+    w, h = (64, 64) if webui.host == "forge" else (128, 96)
+    steps = 3
+    req = demofusion([dict(ON, scale=2, random_jitter=False)], steps=steps, width=w, height=h)
+    req["alwayson_scripts"]["dfunet"] = {"args": [True]}
+    status, r = webui.txt2img(req)
+    assert status == 200, r
+    calls = webui.get("/dfunet/calls")["calls"]
+    assert all("crops" in c for c in calls), calls[:1]
+    assert {tuple(xy) for c in calls if c["job"] == 0 for xy in c["crops"]} == {(0, 0)}
+    window = (h // 8, w // 8)
+    sh, sw = window_stride(window, 0.5)
+    places = {(8 * t, 8 * l) for t in window_starts(2 * window[0], window[0], sh)
+              for l in window_starts(2 * window[1], window[1], sw)}
+    seen = [tuple(xy) for c in calls if c["job"] == 1 for xy in c["crops"]]
+    assert set(seen) == places | {(0, 0)}
+    # a window's cond and uncond rows, once per evaluation (Euler: one per step)
+    assert all(seen.count(xy) == 2 * steps for xy in places - {(0, 0)}), sorted(set(seen))
 
 
 def test_each_finished_phase_shows_in_the_live_preview(webui):

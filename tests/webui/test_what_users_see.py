@@ -34,7 +34,7 @@ def test_an_interrupted_result_says_which_phase_it_is_and_is_not_repeated(webui,
     (3, 1.5, "far above this model's native size"),              # 1536 px on SD1, 3072 px on SDXL
 ])
 def test_absurd_sizes_are_refused_before_any_work(webui, natives, scale, message):
-    size = natives * (1024 if webui.kind == "sdxl" else 512)
+    size = natives * (1024 if webui.sdxl else 512)
     status, r = webui.txt2img(demofusion([dict(ON, scale=scale)], width=size, height=size, steps=1))
     assert status == 500 and message in r.get("errors", ""), r
     assert webui.txt2img(plain_request())[1]["images"][0] == webui.baseline

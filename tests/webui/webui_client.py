@@ -1,7 +1,7 @@
 """A real WebUI with this checkout installed, over HTTP: A1111 v1.10.1 (../shared/webui-harness, tiny SD1 and
-SDXL models) and Forge 2 (../shared/forge-harness, its Forge-shaped tiny SD1 model).
+SDXL models) and Forge 2 (../shared/forge-harness, its Forge-shaped tiny SD1 and SDXL models).
 
-DEMOFUSION_WEBUI_SD1 / _SDXL / _FORGE: URLs of running servers to use instead of starting them.
+DEMOFUSION_WEBUI_SD1 / _SDXL / _FORGE / _FORGE_SDXL: URLs of running servers to use instead of starting them.
 WEBUI_HARNESS / FORGE_HARNESS: the harness builds (default ~/webui-harness, ~/forge-harness). A host whose
 harness is missing (and no URL given) skips its tests, naming the build command.
 """
@@ -22,7 +22,7 @@ BIN = REPO.parent / "shared" / "webui-harness" / "bin"
 FORGE_HARNESS = pathlib.Path(os.environ.get("FORGE_HARNESS", pathlib.Path.home() / "forge-harness"))
 FORGE_BIN = REPO.parent / "shared" / "forge-harness" / "bin"
 MODELS = {"sd1": ("tiny-sd15.safetensors", 7871), "sdxl": ("tiny-sdxl.safetensors", 7872),
-          "forge": ("tiny-forge-sd15.safetensors", 7883)}
+          "forge": ("tiny-forge-sd15.safetensors", 7883), "forge-sdxl": ("tiny-forge-sdxl.safetensors", 7885)}
 
 
 class Host:
@@ -46,7 +46,8 @@ FORGE = Host("Forge", FORGE_HARNESS, FORGE_BIN, "forge", "start_forge.sh", "stop
 class WebUI:
     def __init__(self, url, kind, log=None):
         self.url, self.kind, self.log = url.rstrip("/"), kind, log
-        self.host = "forge" if kind == "forge" else "a1111"
+        self.host = "forge" if kind.startswith("forge") else "a1111"
+        self.sdxl = kind.endswith("sdxl")
         self.baseline = None
 
     @property
@@ -129,7 +130,7 @@ def phase_log_lines(webui, phase=2):
 
 def _serve(kind, port, env_name, ui_mode=False):
     """Yield a WebUI for `kind`: the server named by $env_name, or a harness server started here."""
-    host = FORGE if kind == "forge" else A1111
+    host = FORGE if kind.startswith("forge") else A1111
     url = os.environ.get(env_name)
     started = None
     if not url:
@@ -162,11 +163,12 @@ def _serve(kind, port, env_name, ui_mode=False):
         subprocess.run([str(host.stop), str(started[0])], env=started[1], capture_output=True)
 
 
-@pytest.fixture(scope="session", params=["sd1", "sdxl", "forge"])
+@pytest.fixture(scope="session", params=["sd1", "sdxl", "forge", "forge-sdxl"])
 def webui(request):
-    """An API-only WebUI with this extension per host and tiny model (A1111: SD1, SDXL; Forge: SD1);
+    """An API-only WebUI with this extension per host and tiny model (A1111: SD1, SDXL; Forge: SD1, SDXL);
     its baseline plain image comes before any DemoFusion run."""
-    yield from _serve(request.param, MODELS[request.param][1], f"DEMOFUSION_WEBUI_{request.param.upper()}")
+    env_name = "DEMOFUSION_WEBUI_" + request.param.upper().replace("-", "_")
+    yield from _serve(request.param, MODELS[request.param][1], env_name)
 
 
 @pytest.fixture(scope="session", params=["sd1", "forge"])
