@@ -100,11 +100,11 @@ def test_every_phase_call_gets_the_hints_of_its_views(cn_webui, scale, n_units):
         assert len(call["hints"]) == n_units
         for hint in call["hints"]:
             assert hint["shape"] == [rows, 3, 8 * lh, 8 * lw]          # exactly 8x the latent, a row per x row
-            for row in range(rows):
-                # every row is the crop of the phase-size hint at one view's place, padding included
-                # phase 2 dilates by 2; scale 2.5 adds phase 3 at 2.5x, which dilates by 3
-                assert view_place(pictures[call["job"]], hint, row, lh, lw, dilation=2 + (call["job"] - 1)), \
-                    (call["job"], call["x"], row)
+            # every row is the crop of the phase-size hint at its view's place, padding included, and the call's
+            # views all differ; phase 2 dilates by 2; scale 2.5 adds phase 3 at 2.5x, which dilates by 3
+            places = [view_place(pictures[call["job"]], hint, row, lh, lw, dilation=1 + call["job"])
+                      for row in range(rows)]
+            assert all(places) and len(set(places)) == rows // 2, (call["job"], call["x"], places)
             # rows are view-major; one image gives each view a cond and an uncond row, with the same hint
             assert hint["at00"][0::2] == hint["at00"][1::2] and hint["last"][0::2] == hint["last"][1::2]
 

@@ -76,10 +76,11 @@ def test_every_control_call_gets_its_views_part_of_every_unit(forge, n_units, sc
         rows, _, lh, lw = call["x"]
         hint = call["hint"]
         assert hint["shape"] == [rows, 3, 8 * lh, 8 * lw]
-        for row in range(rows):
-            # the crop of the phase-size hint at one view's place: a window, or a dilated view (2 in phase 2,
-            # 3 in phase 3 at 2.5x)
-            assert view_place(pictures[call["job"]], hint, row, lh, lw, dilation=1 + call["job"]), (call["job"], row)
+        # each row is the crop of the phase-size hint at its view's place: a window, or a dilated view (2 in
+        # phase 2, 3 in phase 3 at 2.5x); the call's views (a cond and an uncond row each) are all different
+        places = [view_place(pictures[call["job"]], hint, row, lh, lw, dilation=1 + call["job"]) for row in range(rows)]
+        assert all(places) and places[0::2] == places[1::2], (call["job"], places)
+        assert len(set(places)) == rows // 2, (call["job"], places)
 
 
 def test_weight_guidance_range_and_control_mode_are_honoured(forge):

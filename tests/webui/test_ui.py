@@ -83,6 +83,40 @@ def test_pasted_infotext_restores_every_demofusion_setting(webui_ui):
     assert json.loads(again[1]["info"])["infotexts"][0] == info
 
 
+def test_browser_paste_restores_every_demofusion_control_and_a_plain_image_turns_it_off(webui_ui, tmp_path):
+    playwright = HARNESS / "node" / "node_modules" / "playwright-core"
+    if not shutil.which("node") or not shutil.which("chromium") or not playwright.exists():
+        pytest.skip("needs node, /usr/bin/chromium and the harness's playwright-core (setup.sh without SKIP_BROWSER)")
+    from PIL import Image, PngImagePlugin
+    named = {"enabled": True, "scale": 2.5, "stride": 0.25, "view_batch_size": 7, "cosine_scale_1": 2.5,
+             "cosine_scale_2": 1.5, "cosine_scale_3": 0.5, "sigma": 1.3, "random_jitter": False,
+             "phase_denoise": 0.9, "decode_tile_size": 512, "phase_images": False, "upscaler": "Lanczos"}
+    pngs = []
+    for name, args in (("demofusion", [named]), ("plain", [False])):
+        # the server writes the infotext; a PNG with it as its "parameters" text is what PNG Info reads
+        status, r = webui_ui.txt2img(demofusion(args, width=64, height=64, steps=1))
+        assert status == 200, r
+        meta = PngImagePlugin.PngInfo()
+        meta.add_text("parameters", json.loads(r["info"])["infotexts"][0])
+        pngs.append(tmp_path / f"{name}.png")
+        Image.new("RGB", (64, 64), (90, 120, 200)).save(pngs[-1], pnginfo=meta)
+    shots = SHOTS / webui_ui.host
+    shots.mkdir(parents=True, exist_ok=True)
+    out = subprocess.run(["node", str(HERE / "browser_paste.js"), webui_ui.url + "/", *map(str, pngs), str(shots)],
+                         env=dict(os.environ, PLAYWRIGHT_CORE=str(playwright), WANT=json.dumps(named)),
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    print("paste in the browser:", json.dumps(result))
+    print("screenshots:", shots / "paste-demofusion.png", shots / "paste-plain.png")
+    # every control showed something else before, so a paste that changes nothing fails
+    assert all(result["before"][k] != v for k, v in named.items()), result["before"]
+    assert result["pasted_ok"], json.dumps({k: [result["pasted"][k], v] for k, v in named.items()
+                                            if result["pasted"][k] != v})          # [shown, pasted]
+    assert result["pasted"] == dict(named, enabled_input=True)
+    assert result["plain_ok"] and not result["plain"]["enabled"] and not result["plain"]["enabled_input"], result
+
+
 def test_browser_img2img_plan_line_shows_where_a_large_picture_enters(webui_ui, tmp_path):
     playwright = HARNESS / "node" / "node_modules" / "playwright-core"
     if not shutil.which("node") or not shutil.which("chromium") or not playwright.exists():
