@@ -19,7 +19,25 @@ INFOTEXT_KEYS = {
     "decode_tile_size": "DemoFusion decode tile",
     "phase_images": "DemoFusion phase images",
     "upscaler": "DemoFusion upscaler",
+    "patch_prompts": "DemoFusion per-view prompts",
+    "prompt_keep_threshold": "DemoFusion prompt keep threshold",
+    "window_interaction": "DemoFusion window interaction",
 }
+# written to the infotext only when on (patch_prompts, window_interaction) or in use (the threshold), so that a
+# generation without them has the PNG info it had before they existed; pasting a DemoFusion infotext without them
+# turns them off
+OPTIONAL_KEYS = {"patch_prompts": None, "prompt_keep_threshold": "patch_prompts", "window_interaction": None}
+
+
+def infotext_items(settings: DemoFusionSettings) -> dict:
+    """The PNG-info entries of enabled DemoFusion settings."""
+    values = settings.as_dict()
+    out = {INFOTEXT_KEYS["enabled"]: True}
+    for name, value in values.items():
+        if name in OPTIONAL_KEYS and not values[OPTIONAL_KEYS[name] or name]:
+            continue
+        out[INFOTEXT_KEYS[name]] = value
+    return out
 
 
 def _coerce(name: str, value):

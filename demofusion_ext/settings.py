@@ -40,6 +40,9 @@ LIMITS: dict[str, Limit] = {
     "decode_tile_size": Limit(256, 4096, int, 64),
     "phase_images": Limit(0, 1, bool),
     "upscaler": Limit(0, 0, str),     # the host checks the name against its upscalers
+    "patch_prompts": Limit(0, 1, bool),
+    "prompt_keep_threshold": Limit(0.0, 1.0),
+    "window_interaction": Limit(0, 1, bool),
 }
 
 
@@ -60,6 +63,11 @@ class DemoFusionSettings:
     phase_images    also return the image of each finished phase
     upscaler        how a finished phase is enlarged for the next: "Latent" (DemoFusion's bicubic latent
                     enlargement) or the name of a host upscaler applied to the decoded picture
+    patch_prompts   per-view prompts (AccDiffusion): each local window keeps only the prompt words whose phase-1
+                    cross-attention covers at least `prompt_keep_threshold` of it
+    prompt_keep_threshold  the share of a window a word's attention mask must cover for the word to stay (c)
+    window_interaction  the dilated global views swap their values per channel and cell before each model call,
+                    and swap the predictions back (AccDiffusion's window interaction)
     """
 
     scale: float = 2.0
@@ -74,6 +82,9 @@ class DemoFusionSettings:
     decode_tile_size: int = 1024
     phase_images: bool = False
     upscaler: str = LATENT
+    patch_prompts: bool = False
+    prompt_keep_threshold: float = 0.3
+    window_interaction: bool = False
 
     def __post_init__(self):
         for f in dataclasses.fields(self):

@@ -4,7 +4,7 @@ import gradio as gr
 from modules import script_callbacks, scripts, shared
 from modules.ui_components import InputAccordion
 
-from demofusion_ext.api_args import ARG_NAMES, INFOTEXT_KEYS, parse_args
+from demofusion_ext.api_args import ARG_NAMES, INFOTEXT_KEYS, OPTIONAL_KEYS, infotext_items, parse_args
 from demofusion_ext.hosts.webui import plan, upscaler_names
 from demofusion_ext.plan_summary import plan_summary
 from demofusion_ext.settings import LIMITS, DemoFusionSettings
@@ -55,6 +55,16 @@ class DemoFusionScript(scripts.Script):
                                             "detail)", elem_id=eid("upscaler"))
                 phase_images = gr.Checkbox(value=d.phase_images, label="Also return the image of each earlier phase",
                                            elem_id=eid("phase_images"))
+            with gr.Row():
+                patch_prompts = gr.Checkbox(value=d.patch_prompts, label="Per-view prompts (fewer repeated objects)",
+                                            info="Each window keeps only the prompt words phase 1 drew in its "
+                                                 "area (AccDiffusion)", elem_id=eid("patch_prompts"))
+                keep = gr.Slider(0, 1, value=d.prompt_keep_threshold, step=0.05, label="Prompt keep threshold",
+                                 info="Share of a window a word must cover to stay in its prompt",
+                                 elem_id=eid("prompt_keep_threshold"))
+                interaction = gr.Checkbox(value=d.window_interaction, label="Window interaction",
+                                          info="The dilated global views exchange values at every step",
+                                          elem_id=eid("window_interaction"))
             with gr.Accordion("Advanced", open=False):
                 with gr.Row():
                     c1 = gr.Slider(0, 10, value=d.cosine_scale_1, step=0.1, label="Skip residual strength (cosine scale 1)",
@@ -76,7 +86,7 @@ class DemoFusionScript(scripts.Script):
         self.plan_line = (tab, plan_line, scale, stride, picture)
         self.wire_plan_line()
         controls = [enabled, scale, stride, view_batch, c1, c2, c3, sigma, jitter, phase_denoise, tile, phase_images,
-                    upscaler]
+                    upscaler, patch_prompts, keep, interaction]
         assert len(controls) == len(ARG_NAMES)
         # pasting an image without DemoFusion keys turns DemoFusion off
         self.infotext_fields = [(enabled, lambda d: INFOTEXT_KEYS["enabled"] in d)]
@@ -144,9 +154,7 @@ class DemoFusionScript(scripts.Script):
         shared.state.job_count = p.n_iter * runs
         shared.state.processing_has_refined_job_count = True
         shared.total_tqdm.updateTotal(p.n_iter * p.steps * runs)
-        p.extra_generation_params["DemoFusion"] = True
-        for name, value in settings.as_dict().items():
-            p.extra_generation_params[INFOTEXT_KEYS[name]] = value
+        p.extra_generation_params.update(infotext_items(settings))
 
     def postprocess(self, p, processed, *args):
         record = getattr(self, "record", None)
@@ -168,11 +176,18 @@ def host_adapter(p):
 
 
 def pasted(name):
-    """The PNG-info key of a control; true/false keys need a reader, since bool("False") is True."""
+    """The PNG-info key of a control; true/false keys need a reader, since bool("False") is True. An optional key
+    that a DemoFusion infotext lacks reads as its default (off)."""
     key = INFOTEXT_KEYS[name]
-    if LIMITS[name].kind is not bool:
+    if LIMITS[name].kind is not bool and name not in OPTIONAL_KEYS:
         return key
-    return lambda d: None if key not in d else str(d[key]).lower() == "true"
+    default = getattr(DEFAULTS, name)
+
+    def read(d):
+        if key not in d:
+            return default if name in OPTIONAL_KEYS and INFOTEXT_KEYS["enabled"] in d else None
+        return str(d[key]).lower() == "true" if LIMITS[name].kind is bool else float(d[key])
+    return read
 
 
 def add_phase_images(p, processed, record):
@@ -207,7 +222,9 @@ def xyz_overrides(p, args):
 
 
 AXES = {"[DemoFusion] Scale": "scale", "[DemoFusion] Window stride": "stride", "[DemoFusion] Sigma": "sigma",
-        "[DemoFusion] Phase upscaler": "upscaler"}
+        "[DemoFusion] Phase upscaler": "upscaler", "[DemoFusion] Per-view prompts": "patch_prompts",
+        "[DemoFusion] Prompt keep threshold": "prompt_keep_threshold",
+        "[DemoFusion] Window interaction": "window_interaction"}
 
 
 def add_axis_options():
@@ -231,6 +248,9 @@ def add_axis_options():
         kind = LIMITS[name].kind
         if kind is str:         # a list of names: the axis offers the installed upscalers
             return xyz_grid.AxisOption(label, str, setter(name, str), choices=upscaler_names)
+        if kind is bool:
+            return xyz_grid.AxisOption(label, str, setter(name, lambda v: str(v).lower() == "true"),
+                                       choices=lambda: ["False", "True"])
         return xyz_grid.AxisOption(label, float, setter(name, float))
     xyz_grid.axis_options.extend(option(label, name) for label, name in AXES.items() if label not in present)
 

@@ -1,10 +1,11 @@
 import pytest
 
-from demofusion_ext.api_args import ARG_NAMES, INFOTEXT_KEYS, parse_args
+from demofusion_ext.api_args import ARG_NAMES, INFOTEXT_KEYS, infotext_items, parse_args
+from demofusion_ext.settings import DemoFusionSettings
 
 
 def test_positional_in_ui_order_and_named_dict_agree():
-    pos = [True, 3, 0.25, 8, 2.0, 1.0, 1.0, 1.0, False, 0.9, 512, True, "Lanczos"]
+    pos = [True, 3, 0.25, 8, 2.0, 1.0, 1.0, 1.0, False, 0.9, 512, True, "Lanczos", True, 0.4, True]
     assert len(pos) == len(ARG_NAMES) == len(INFOTEXT_KEYS)
     named = dict(zip(ARG_NAMES, pos))
     assert parse_args(pos) == parse_args([named])
@@ -33,7 +34,7 @@ def test_a_dict_of_settings_without_enabled_turns_demofusion_on():
     ([{"enabled": True, "scale": "3"}], "'scale' = '3': expected a number"),
     ([{"enabled": True, "scale": 12}], "'scale' = 12.0 is out of range"),
     ([{"enabled": True, "view_batch_size": 2.5}], "'view_batch_size' = 2.5"),
-    ([True] + [2] * 20, "at most 13 positional arguments"),
+    ([True] + [2] * 20, "at most 16 positional arguments"),
     ([{"upscaler": None}], "'upscaler' = None: expected a name"),
 ])
 def test_bad_arguments_are_named(args, message):
@@ -44,3 +45,14 @@ def test_bad_arguments_are_named(args, message):
 
 def test_slider_floats_are_accepted_for_ints():
     assert parse_args([True, 2.0, 0.5, 4.0])[1].view_batch_size == 4
+
+
+def test_anti_repetition_keys_are_written_only_when_on():
+    """A generation with them off keeps the PNG info it had before they existed."""
+    off = infotext_items(DemoFusionSettings())
+    assert list(off)[0] == "DemoFusion" and list(off)[-1] == "DemoFusion upscaler"
+    assert not any("prompt" in k or "interaction" in k for k in off)
+    on = infotext_items(DemoFusionSettings(patch_prompts=True, prompt_keep_threshold=0.4))
+    assert on["DemoFusion per-view prompts"] is True and on["DemoFusion prompt keep threshold"] == 0.4
+    assert "DemoFusion window interaction" not in on
+    assert infotext_items(DemoFusionSettings(window_interaction=True))["DemoFusion window interaction"] is True
