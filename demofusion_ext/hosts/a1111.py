@@ -21,6 +21,7 @@ from ..phase_runner import PhaseRunner
 from ..settings import DemoFusionSettings
 from ..skip_residual import anchor
 from ..view_conditioning import CropColumns, split_cond
+from .view_prompts import RowTracker, window_indices
 
 
 def check_request(p, settings: DemoFusionSettings) -> None:
@@ -63,7 +64,7 @@ def crop_columns(model) -> CropColumns | None:
 
 
 def run_phase(p, phase, window, settings, start, z1, c, uc, view_batch=None,
-              strength: float = 1.0) -> tuple[torch.Tensor, int]:
+              strength: float = 1.0, view_prompts=None) -> tuple[torch.Tensor, int]:
     ps = webui.new_phase(p, phase, window, settings, start, view_batch, strength)
     if p.scripts is not None:
         p.scripts.process_before_every_sampling(p=p, x=ps.z, noise=ps.noise, c=c, uc=uc)
@@ -71,25 +72,27 @@ def run_phase(p, phase, window, settings, start, z1, c, uc, view_batch=None,
     units = controlnet_units(p)
     hints = PhaseHints(units, phase.shape) if units else None
     crop = crop_columns(p.sd_model)
-    with fusion_hook(p, ps.runner, counter, hints, crop):
+    with fusion_hook(p, ps.runner, counter, hints, crop, view_prompts):
         out = webui.sample_phase(p, ps, settings, c, uc)
     print(webui.phase_report(phase, ps.runner, counter, (["SDXL crop coordinates per view"] if crop else []) + (
         [f"{len(units)} ControlNet unit(s) per view, phase hints {hints.nbytes / 2 ** 20:.2f} MiB on {hints.device}"]
-        if hints else [])))
+        if hints else []) + ([view_prompts.describe()] if view_prompts is not None else [])))
     return anchor(out, z1), counter.calls
 
 
 @contextlib.contextmanager
 def fusion_hook(p, runner: PhaseRunner, apply_model, hints: "PhaseHints | None" = None,
-                crop: CropColumns | None = None):
+                crop: CropColumns | None = None, view_prompts=None):
     """Every apply_model call of the phase becomes the fused prediction over the views of the current evaluation.
     `apply_model` is what was there before (the model's own, or another extension's instance hook)."""
     model = p.sd_model
     v_model = getattr(model, "parameterization", "eps") == "v"
+    tracker = RowTracker(p, p.batch_size) if view_prompts is not None else None
 
     def fused_apply_model(x, t, cond=None, *args, **kwargs):
         rows = x.shape[0]
         tv = float(t.flatten()[0])
+        roles = tracker.roles(rows) if tracker is not None else None
 
         def predict(xb, **kw):
             if webui.interrupted():
@@ -99,7 +102,12 @@ def fusion_hook(p, runner: PhaseRunner, apply_model, hints: "PhaseHints | None" 
                 return apply_model(xb, t.repeat(n), cond=kw["cond"], *args, **kwargs)
 
         def condition(views):
-            return {"cond": split_cond(cond, views, rows, x.shape[-2:], crop), "views": views}
+            cc = split_cond(cond, views, rows, x.shape[-2:], crop)
+            if view_prompts is not None:
+                cross = cc["c_crossattn"][0] if "c_crossattn" in cc else cc["crossattn"]
+                view_prompts.apply(cross, cc.get("vector"), window_indices(runner, views), rows, roles,
+                                   keep_columns=2 * crop.width if crop is not None else None)
+            return {"cond": cc, "views": views}
         slope = None
         if v_model:      # v on the scaled input moves by -sigma per unit of input at a fixed eps
             a = float(model.alphas_cumprod[int(round(tv))])      # float64: 1 - a loses digits in float16

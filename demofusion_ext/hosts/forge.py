@@ -32,6 +32,7 @@ from ..phase_runner import PhaseRunner
 from ..settings import DemoFusionSettings
 from ..skip_residual import anchor
 from ..view_conditioning import CropColumns, split_cond
+from .view_prompts import chunk_roles, window_indices
 
 def check_request(p, settings: DemoFusionSettings) -> None:
     webui.check_request(p, settings)
@@ -72,7 +73,7 @@ def crop_columns(model) -> CropColumns | None:
 
 
 def run_phase(p, phase, window, settings, start, z1, c, uc, view_batch=None,
-              strength: float = 1.0) -> tuple[torch.Tensor, int]:
+              strength: float = 1.0, view_prompts=None) -> tuple[torch.Tensor, int]:
     ps = webui.new_phase(p, phase, window, settings, start, view_batch, strength)
     model = p.sd_model
     phase_one = model.forge_objects
@@ -86,7 +87,7 @@ def run_phase(p, phase, window, settings, start, z1, c, uc, view_batch=None,
         # Forge 2 / Neo name the sigma <-> timestep object `predictor`, reForge / Classic `model_sampling`
         predictor = getattr(unet.model, "predictor", None) or unet.model.model_sampling
         control = PhaseControl(served_controlnets(unet), phase.shape)
-        fusion = FusionWrapper(ps.runner, predictor, crop, control)
+        fusion = FusionWrapper(ps.runner, predictor, crop, control, view_prompts)
         unet.set_model_unet_function_wrapper(fusion)
         estimate = unet.model_options.get("memory_peak_estimation_modifier", unet.memory_required)
         # the UNet sees one view batch at a time, never the whole phase: let Forge plan memory for that
@@ -99,7 +100,7 @@ def run_phase(p, phase, window, settings, start, z1, c, uc, view_batch=None,
     finally:
         model.forge_objects = phase_one
     print(webui.phase_report(phase, ps.runner, fusion.counter, (["SDXL crop coordinates per view"] if crop else [])
-                             + control.report()))
+                             + control.report() + ([view_prompts.describe()] if view_prompts is not None else [])))
     return anchor(out, z1), fusion.counter.calls
 
 
@@ -108,8 +109,10 @@ class FusionWrapper:
     memory, and calls cond and uncond apart when their prompts differ in length): the CFG denoiser's
     evaluation() block (hosts/webui.py) keeps one layout for all parts."""
 
-    def __init__(self, runner: PhaseRunner, predictor, crop: CropColumns | None, control: "PhaseControl"):
+    def __init__(self, runner: PhaseRunner, predictor, crop: CropColumns | None, control: "PhaseControl",
+                 view_prompts=None):
         self.runner, self.predictor, self.crop, self.control = runner, predictor, crop, control
+        self.view_prompts = view_prompts
         self.counter = EvalCounter(None)
 
     def __call__(self, model_function, params: dict) -> torch.Tensor:
@@ -135,6 +138,10 @@ class FusionWrapper:
             n = len(views)
             cc = split_cond(spatial, views, rows, x.shape[-2:], self.crop, vector_key="y")
             cc["transformer_options"] = chunk_options(options, chunks * n, per_chunk)
+            if self.view_prompts is not None:
+                self.view_prompts.apply(cc["c_crossattn"], cc.get("y"), window_indices(self.runner, views), rows,
+                                        chunk_roles(chunks, rows),
+                                        keep_columns=2 * self.crop.width if self.crop is not None else None)
             return {"c": cc, "views": views}
         # the wrapper returns x0 = x - sigma eps, which moves one for one with the input at a fixed eps
         return self.runner.predict(predict, x, t, condition, input_slope=1.0)

@@ -238,11 +238,23 @@ def run(p, original, settings, record, run_phase: RunPhase, c, uc, seeds, subsee
     iteration = getattr(p, "iteration", 0)
     window = phases[0].shape
     pixels = None                           # the finished phase decoded, when made for its image or the upscaler
+    notes, stopped = [], None
+    view_prompts = None
+    if settings.patch_prompts and len(phases) > 1:
+        from .view_prompts import PatchPrompts
+        view_prompts = PatchPrompts(p, settings, prompts)
+        if entry.index > 1:
+            notes.append("per-view prompts need phase 1's attention: the picture entered at a later phase, so every "
+                         "view kept the full prompt")
+            view_prompts = None
     if entry.index == 1:
         if is_img2img(p):
             encode_init_tiled(p, settings)
-        z1 = original(conditioning=c, unconditional_conditioning=uc, seeds=seeds, subseeds=subseeds,
-                      subseed_strength=subseed_strength, prompts=prompts)
+        with view_prompts.capturing() if view_prompts is not None else contextlib.nullcontext():
+            z1 = original(conditioning=c, unconditional_conditioning=uc, seeds=seeds, subseeds=subseeds,
+                          subseed_strength=subseed_strength, prompts=prompts)
+        if view_prompts is not None:
+            view_prompts.finish(phases[0].shape)
         result, done = z1, phases[0]
         if settings.phase_images and len(phases) > 1:
             pixels = to_uint8(decode(p, z1, settings))
@@ -254,7 +266,6 @@ def run(p, original, settings, record, run_phase: RunPhase, c, uc, seeds, subsee
               f"({size_of(entry)}); phases 1-{entry.index - 1} are skipped")
         z1 = encode_picture(p, settings, entry.width * 8, entry.height * 8)
         result, done = z1, None
-    notes, stopped = [], None
     for phase in phases[entry.index if done is not None else entry.index - 1:]:
         if interrupted():
             stopped = phase
@@ -266,7 +277,9 @@ def run(p, original, settings, record, run_phase: RunPhase, c, uc, seeds, subsee
             p.denoising_strength if is_img2img(p) else 1.0)
         try:
             start = enlarge(p, result, phase, settings, pixels)
-            out, calls = run_phase(p, phase, window, settings, start, z1, c, uc, record.view_batch, strength)
+            per_view = view_prompts.for_phase(phase, window) if view_prompts is not None else None
+            out, calls = run_phase(p, phase, window, settings, start, z1, c, uc, record.view_batch, strength,
+                                   view_prompts=per_view)
         except InterruptedException:
             stopped = phase
             break
@@ -298,6 +311,8 @@ def run(p, original, settings, record, run_phase: RunPhase, c, uc, seeds, subsee
         params[OUTPUT_KEY] = size_of(done if done is not None else entry)
         # the returned image is that phase: it is not repeated among the earlier phases' images
         record.phase_images = [e for e in record.phase_images if (e[0], e[1]) != (iteration, done)]
+    if view_prompts is not None:
+        notes += view_prompts.notes
     if notes:
         params[NOTE_KEY] = "; ".join(notes)
         print(f"[DemoFusion] {params[NOTE_KEY]}")

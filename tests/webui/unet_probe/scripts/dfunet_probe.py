@@ -1,6 +1,10 @@
 """Test-only WebUI extension (A1111 and Forge): what the UNet itself received, and the latents of an img2img run.
 
-Linked by tests/webui as extensions/zz-dfunet. Enabled per request: alwayson_scripts {"dfunet": {"args": [true]}}.
+Linked by tests/webui as extensions/zz-dfunet. Enabled per request: alwayson_scripts {"dfunet": {"args": [true]}};
+with a second argument {"left": word, "right": word, "texts": {label: text}} it also injects synthetic phase-1
+attention maps for per-view prompts (the left word's tokens attend to the left half, the right word's to the right
+half, every other token nowhere) and labels every cond/uncond row of every UNet call with the text whose encoding
+it carries (or "?").
 While enabled it records the shape and job number of every call of the diffusion model's own `forward` (below
 every hook: DemoFusion's, ControlNet's, the sampler's), on SDXL the crop coordinates (top, left in px) each row's
 vector condition `y` carries (the nearest multiple of 8 whose embedding, made by the host's own embedder, it
@@ -57,9 +61,9 @@ class DFUNetProbe(scripts.Script):
 
     def ui(self, is_img2img):
         import gradio as gr
-        return [gr.Checkbox(value=False, visible=False, label="dfunet")]
+        return [gr.Checkbox(value=False, visible=False, label="dfunet"), gr.State(None)]
 
-    def process(self, p, enabled=False, *args):
+    def process(self, p, enabled=False, inject=None, *args):
         self.undo = []
         if not enabled:
             return
@@ -71,8 +75,15 @@ class DFUNetProbe(scripts.Script):
 
         crops = crop_reader()
 
+        labels = self.inject(p, inject) if inject else None
+        pooled_end = getattr(self, "pooled_end", None)
+
         def recording_forward(x, *a, **kw):
             call = {"job": shared.state.job_no, "shape": list(x.shape), "control": kw.get("control") is not None}
+            if labels is not None and kw.get("context") is not None:
+                call["labels"] = labels(kw["context"])
+                if kw.get("y") is not None:
+                    call["pooled"] = labels(kw["y"][:, None, :pooled_end], pooled_rows=True)
             if crops is not None and kw.get("y") is not None:
                 call["crops"] = crops(kw["y"])
             STATE["calls"].append(call)
@@ -104,6 +115,55 @@ class DFUNetProbe(scripts.Script):
         wrap("encode_picture", lambda a, out: STATE.update(picture=out.detach().float().cpu()))
         wrap("decode", lambda a, out: STATE.update(final=a[1].detach().float().cpu()))
 
+    def inject(self, p, spec):
+        """Synthetic maps through the engine's seam, and a labeller of context rows by reference encodings."""
+        import torch
+        from modules import prompt_parser
+        from demofusion_ext.hosts import view_prompts as vp
+        original = vp.phase1_maps
+
+        def synthetic(prompts, image, line, latent_hw):
+            engine = prompts.engine
+            ids, _, positions = vp.flat_tokens(engine, line)
+            h, w = latent_hw
+            chunks = max(positions) // 77 + 1 if positions else 1
+            maps = torch.zeros(77 * chunks, h, w)
+            for side, cols in (("left", slice(0, w // 2)), ("right", slice(w // 2, w))):
+                targets = set(engine.tokenize([spec[side]])[0])
+                for i, t in zip(ids, positions):
+                    if i in targets:
+                        maps[t, :, cols] = 1.0
+            return maps
+        vp.phase1_maps = synthetic
+        self.undo.append(lambda: setattr(vp, "phase1_maps", original))
+        texts = spec["texts"]
+        with torch.no_grad():
+            cond = p.sd_model.get_learned_conditioning(prompt_parser.SdConditioning(list(texts.values()),
+                                                                                    width=p.width, height=p.height))
+        cross = cond["crossattn"] if isinstance(cond, dict) else cond
+        refs = {label: cross[i].float().cpu() for i, label in enumerate(texts)}
+        pooled = {}
+        if isinstance(cond, dict):        # [pooled text | original size | crop | target size]: the pooled part
+            if hasattr(p.sd_model, "forge_objects"):
+                from demofusion_ext.hosts.forge import crop_columns
+            else:
+                from demofusion_ext.hosts.a1111 import crop_columns
+            columns = crop_columns(p.sd_model)
+            self.pooled_end = cond["vector"].shape[1] - 3 * columns.width
+            pooled = {label: cond["vector"][i, None, :self.pooled_end].float().cpu() for i, label in enumerate(texts)}
+
+        def labels(context, pooled_rows=False):
+            out = []
+            refs_now = pooled if pooled_rows else refs
+            for row in context.detach().float().cpu():
+                best = [k for k, r in refs_now.items() if r.shape == row.shape and (r - row).abs().max() < 1e-4]
+                if not best:       # a view text shorter than the call's context is repeated to its length
+                    best = [k for k, r in refs_now.items() if row.shape[0] % r.shape[0] == 0 and
+                            (r.repeat(row.shape[0] // r.shape[0], 1) - row).abs().max() < 1e-4]
+                out.append(best[0] if best else "?")
+            return out
+        return labels
+
     def postprocess(self, p, processed, *args):
         for undo in reversed(getattr(self, "undo", [])):
             undo()
@@ -120,8 +180,16 @@ def report():
     return out
 
 
+def hooks():
+    """Hooks left on the UNet's modules (DemoFusion's capture must leave none)."""
+    unet = diffusion_model()
+    return {"forward": sum(len(m._forward_hooks) for m in unet.modules()),
+            "pre": sum(len(m._forward_pre_hooks) for m in unet.modules())}
+
+
 def routes(_demo, app):
     app.add_api_route("/dfunet/calls", report, methods=["GET"])
+    app.add_api_route("/dfunet/hooks", hooks, methods=["GET"])
 
 
 script_callbacks.on_app_started(routes)

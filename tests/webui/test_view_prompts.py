@@ -1,0 +1,79 @@
+"""Per-view prompts (AccDiffusion) and window interaction in a real WebUI, both hosts, SD1 and SDXL.
+
+A tiny random model's attention means nothing, so the maps are injected through the engine's seam
+(`hosts.view_prompts.phase1_maps`) by the unet probe: "cat" attends to the left half of the picture, "dog" to the
+right half, every other word nowhere. The probe labels every row each UNet call received with the text whose
+encoding it carries, so the test sees what each view was conditioned on.
+"""
+import json
+
+import pytest
+
+from webui_client import demofusion, images, plain_request, small
+
+ON = {"enabled": True}
+PROMPT = "a photo of a cat and a dog"
+TEXTS = {"cat": "cat", "dog": "dog", "both": "cat dog", "full": PROMPT, "neg": "blurry"}
+
+
+def request(webui, inject=True, **df):
+    size, _ = small(webui)
+    req = demofusion([dict(ON, scale=2, random_jitter=False, **df)], prompt=PROMPT, negative_prompt="blurry", **size)
+    req["alwayson_scripts"]["dfunet"] = {"args": [True, {"left": "cat", "right": "dog", "texts": TEXTS}]
+                                         if inject else [True]}
+    return req
+
+
+def test_each_window_gets_the_words_its_area_drew(webui):
+    status, r = webui.txt2img(request(webui, patch_prompts=True))
+    assert status == 200, r
+    calls = webui.get("/dfunet/calls")["calls"]
+    first = [c for c in calls if c["job"] == 0]
+    assert first and all(set(c["labels"]) == {"full", "neg"} for c in first)     # phase 1: the whole prompt
+    later = [c for c in calls if c["job"] == 1]
+    assert later
+    # 2x: a 3 x 3 grid of windows (left column: the left half only, middle: both halves, right: the right half),
+    # then the 4 dilated views with the full prompt; each view has a cond and an uncond row
+    want = ["cat", "both", "dog"] * 3 + ["full"] * 4
+    for call in later:
+        views = len(call["labels"]) // 2
+        pairs = [set(call["labels"][2 * v:2 * v + 2]) for v in range(views)]
+        assert pairs == [{w, "neg"} for w in want[:views]], call["labels"]
+        if webui.sdxl:      # the pooled text vector follows the view's text too
+            assert call["pooled"] == call["labels"], call
+    info = json.loads(r["info"])["infotexts"][0]
+    assert "DemoFusion per-view prompts: True" in info and "DemoFusion prompt keep threshold: 0.3" in info
+    lines = [ln for ln in webui.log.read_text().splitlines() if ln.startswith("[DemoFusion] phase 2 at ")] \
+        if webui.log else []
+    if lines:
+        assert "per-view prompts: 9 of 9 windows, 3 text(s) encoded" in lines[-1], lines[-1]
+    assert webui.get("/dfunet/hooks") == {"forward": 0, "pre": 0}
+
+
+def test_threshold_zero_keeps_every_word_and_the_image_of_the_feature_off(webui):
+    off = webui.txt2img(request(webui, inject=False))
+    zero = webui.txt2img(request(webui, inject=False, patch_prompts=True, prompt_keep_threshold=0.0))
+    assert off[0] == zero[0] == 200
+    assert images(off[1])[0].tobytes() == images(zero[1])[0].tobytes()
+    assert webui.get("/dfunet/hooks") == {"forward": 0, "pre": 0}
+
+
+def test_window_interaction_changes_the_image_and_repeats(webui):
+    a = webui.txt2img(request(webui, inject=False))
+    b = webui.txt2img(request(webui, inject=False, window_interaction=True))
+    c = webui.txt2img(request(webui, inject=False, window_interaction=True))
+    assert a[0] == b[0] == c[0] == 200
+    assert images(b[1])[0].tobytes() == images(c[1])[0].tobytes()
+    assert images(a[1])[0].tobytes() != images(b[1])[0].tobytes()
+    assert "DemoFusion window interaction: True" in json.loads(b[1]["info"])["infotexts"][0]
+
+
+def test_a_failed_phase_with_per_view_prompts_leaves_nothing_behind(webui):
+    if webui.log is None:
+        pytest.skip("the fault probe is linked only into harness servers started here")
+    req = request(webui, patch_prompts=True, scale=3)
+    req["alwayson_scripts"]["dffault"] = {"args": [3]}
+    status, r = webui.txt2img(req)
+    assert status == 200 and "phase 3 failed" in json.loads(r["info"])["infotexts"][0]
+    assert webui.get("/dfunet/hooks") == {"forward": 0, "pre": 0}
+    assert webui.txt2img(plain_request())[1]["images"][0] == webui.baseline
