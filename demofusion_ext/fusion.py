@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from .blur import gaussian_blur
 from .view_batch import ViewBatch
 from .views import Layout, View
+from .window_interaction import cell_permutations, shuffle_views, unshuffle_views
 
 Predict = Callable[..., torch.Tensor]
 Condition = Callable[[Sequence[View]], dict]
@@ -29,7 +30,8 @@ def _by_shape(items: list) -> list[list]:
 
 def fused_prediction(predict: Predict, x: torch.Tensor, layout: Layout, *, c2: float, blur_sigma: float,
                      view_batch_size: int | ViewBatch = 16, condition: Condition | None = None,
-                     input_slope: torch.Tensor | float | None = None) -> torch.Tensor:
+                     input_slope: torch.Tensor | float | None = None,
+                     interaction: torch.Generator | None = None) -> torch.Tensor:
     """Fuse the model's raw predictions over the views of `layout`.
 
     predict(x_views, **condition(views)) returns raw predictions (eps, or v) for stacked views;
@@ -40,6 +42,8 @@ def fused_prediction(predict: Predict, x: torch.Tensor, layout: Layout, *, c2: f
     (x0 = x - sigma eps), -sigma for v on the scaled input (v = (eps - sqrt(1 - a) x) / sqrt(a)).
     A call that runs out of memory is retried in smaller batches (see view_batch.py). Sums are accumulated in
     float32 whatever the model's dtype, and the result comes back in x's dtype.
+    With `interaction` (a generator: window_interaction.py), the global views swap their blurred values per
+    (channel, cell) before the model and their predictions back after it, before the `input_slope` correction.
     """
     rows = x.shape[0]
     use_local, use_global = c2 < 1, c2 > 0
@@ -55,11 +59,18 @@ def fused_prediction(predict: Predict, x: torch.Tensor, layout: Layout, *, c2: f
         if (ph, pw) != (dh, dw):
             blurred = F.pad(blurred, (pw - dw, 0, ph - dh, 0))
 
-    work = []
+    # work items (view, where, src): the model input is where.extract(src), or src itself when where is None
+    work, interact = [], use_global and interaction is not None
     if use_local:
         work += [(v, _shifted(v, jh, jw), local_input) for v in layout.local]
     if use_global:
-        work += [(v, _shifted(v, ph, pw), blurred) for v in layout.glob]
+        glob = [(v, _shifted(v, ph, pw)) for v in layout.glob]
+        if interact:
+            slots, perm = _shuffled_inputs(glob, blurred, interaction)
+            work += [(v, None, slot) for (v, _), slot in zip(glob, slots)]
+            slot_of, slot_preds = {v: k for k, (v, _) in enumerate(glob)}, [None] * len(glob)
+        else:
+            work += [(v, where, blurred) for v, where in glob]
 
     acc = torch.promote_types(x.dtype, torch.float32)
     value_local = torch.zeros_like(local_input, dtype=acc) if use_local else None
@@ -68,7 +79,7 @@ def fused_prediction(predict: Predict, x: torch.Tensor, layout: Layout, *, c2: f
 
     def call(batch):
         views = [item[0] for item in batch]
-        x_views = torch.cat([where.extract(src) for _, where, src in batch])
+        x_views = torch.cat([src if where is None else where.extract(src) for _, where, src in batch])
         return predict(x_views, **(condition(views) if condition is not None else {}))
 
     batches = view_batch_size if isinstance(view_batch_size, ViewBatch) else ViewBatch(view_batch_size)
@@ -78,10 +89,13 @@ def fused_prediction(predict: Predict, x: torch.Tensor, layout: Layout, *, c2: f
                 pred = out[i * rows:(i + 1) * rows]
                 if view.kind == "local":
                     _add_window(value_local, count_local, where, pred)
+                elif interact:
+                    slot_preds[slot_of[view]] = pred
                 else:
-                    if input_slope is not None:
-                        pred = pred + _as_rows(input_slope, pred) * (view.extract(x) - where.extract(blurred))
-                    _write_subgrid(value_global, view, pred)
+                    _write_global(value_global, view, where, pred, x, blurred, input_slope)
+    if interact:
+        for (view, where), pred in zip(glob, unshuffle_views(torch.stack(slot_preds), perm)):
+            _write_global(value_global, view, where, pred, x, blurred, input_slope)
 
     if use_local:
         local = value_local / count_local
@@ -92,6 +106,21 @@ def fused_prediction(predict: Predict, x: torch.Tensor, layout: Layout, *, c2: f
     if not use_local:
         return value_global.to(x.dtype)
     return (local * (1 - c2) + value_global * c2).to(x.dtype)
+
+
+def _shuffled_inputs(glob: list[tuple[View, View]], blurred: torch.Tensor, generator: torch.Generator):
+    """The global views' blurred inputs swapped among them per (channel, cell): ([n, rows, C, gh, gw], perm)."""
+    stack = torch.stack([where.extract(blurred) for _, where in glob])
+    perm = cell_permutations(stack.shape[0], *stack.shape[2:], generator=generator).to(blurred.device)
+    return shuffle_views(stack, perm), perm
+
+
+def _write_global(value: torch.Tensor, view: View, where: View, pred: torch.Tensor, x: torch.Tensor,
+                  blurred: torch.Tensor, input_slope):
+    """A global view's prediction, moved from its own blurred input to x's values, written on its sub-grid."""
+    if input_slope is not None:
+        pred = pred + _as_rows(input_slope, pred) * (view.extract(x) - where.extract(blurred))
+    _write_subgrid(value, view, pred)
 
 
 def _shifted(v: View, dh: int, dw: int) -> View:

@@ -19,6 +19,7 @@ from .settings import DemoFusionSettings
 from .skip_residual import noised, noised_vp, skip_residual
 from .view_batch import ViewBatch
 from .views import Layout, View, jitter_rng, make_layout, size_multiple
+from .window_interaction import interaction_generator
 
 
 class PhaseRunner:
@@ -28,7 +29,7 @@ class PhaseRunner:
         self.phase, self.window, self.settings = phase, window, settings
         self.z, self.noise, self.seed, self.T = z, noise, seed, num_timesteps
         self.view_batch = view_batch or ViewBatch(settings.view_batch_size)
-        self.evaluations = 0          # fused evaluations so far: indexes the jitter stream
+        self.evaluations = 0          # fused evaluations so far: indexes the jitter and interaction streams
         self._open = False            # inside an evaluation() block
         self._layout: Layout | None = None
 
@@ -86,5 +87,9 @@ class PhaseRunner:
             kwargs = condition([View("local", 0, 0, *self.phase.shape)]) if condition else {}
             return predict(x_in, **kwargs)
         _, c2, bs = self.weights(t)
-        return fused_prediction(predict, x_in, self.layout(), c2=c2, blur_sigma=bs, view_batch_size=self.view_batch,
-                                condition=condition, input_slope=input_slope)
+        layout = self.layout()
+        # a generator seeded afresh for every call: the calls of one evaluation draw the same permutations
+        interaction = (interaction_generator(self.seed, self.phase.index, self.evaluations - 1)
+                       if self.settings.window_interaction else None)
+        return fused_prediction(predict, x_in, layout, c2=c2, blur_sigma=bs, view_batch_size=self.view_batch,
+                                condition=condition, input_slope=input_slope, interaction=interaction)
