@@ -118,14 +118,36 @@ class PhasePrompts:
                 text, vec = entry
                 r = v * rows + j
                 t, tv = cross.shape[1], text.shape[0]
-                if t % tv:
+                head = 1 if t % tv == 1 else 0      # sd-webui-controlnet's cond/uncond mark token leads its context
+                if (t - head) % tv:
                     ok = False
                     continue
-                cross[r] = text.to(cross).repeat(t // tv, 1)       # repeating whole chunks attends the same
+                cross[r, head:] = text.to(cross).repeat((t - head) // tv, 1)   # whole chunks repeated attend the same
                 if vector is not None and vec is not None:
                     end = vector.shape[1] - (keep_columns or 0)
                     vector[r, :end] = vec[:end].to(vector)
         return ok
+
+
+def prompt_word_model(engine, text: str, steps: int):
+    """(line, segments, words, context positions) of a prompt as the engine tokenizes it, or why it cannot be
+    followed word by word (then every view keeps the full prompt). LoRA tags are already gone from `text`
+    (the WebUI strips them before sampling)."""
+    if len(prompt_parser.get_multicond_prompt_list([text])[1]) > 1:
+        return "a prompt with AND keeps the full prompt in every view"
+    schedules = prompt_parser.get_learned_conditioning_prompt_schedules([text], steps)[0]
+    if len(schedules) > 1:
+        return "a prompt with prompt editing or alternation keeps the full prompt in every view"
+    line = schedules[0][1]
+    segs = segments(engine, line)
+    words = prompt_words(segs, lambda s: engine.tokenize([s])[0])
+    try:
+        ids, _, positions = flat_tokens(engine, line)
+    except ValueError:
+        words = None
+    if words is None or [i for w in words for i in w.tokens] != ids:
+        return "the prompt's tokens could not be matched to its words (an embedding?); it stays whole in every view"
+    return line, segs, words, positions
 
 
 def phase1_maps(prompts: "PatchPrompts", image: int, line: str, latent_hw) -> torch.Tensor | None:
@@ -184,21 +206,15 @@ class PatchPrompts:
             print(f"[DemoFusion] per-view prompts: {text}")
 
     def _image_words(self, b: int, text: str, latent_hw) -> ImageWords | None:
-        if len(prompt_parser.get_multicond_prompt_list([text])[1]) > 1:
-            return self._note("a prompt with AND keeps the full prompt in every view")
-        schedules = prompt_parser.get_learned_conditioning_prompt_schedules([text], self.p.steps)[0]
-        if len(schedules) > 1:
-            return self._note("a prompt with prompt editing or alternation keeps the full prompt in every view")
-        line = schedules[0][1]
+        found = prompt_word_model(self.engine, text, self.p.steps)
+        if isinstance(found, str):
+            return self._note(found)
+        line, segs, words, positions = found
         maps = phase1_maps(self, b, line, latent_hw)
         if maps is None:
             return self._note("no cross-attention was recorded in phase 1")
-        segs = segments(self.engine, line)
-        words = prompt_words(segs, lambda s: self.engine.tokenize([s])[0])
-        ids, _, positions = flat_tokens(self.engine, line)
-        if words is None or [i for w in words for i in w.tokens] != ids or max(positions, default=-1) >= maps.shape[0]:
-            return self._note("the prompt's tokens could not be matched to its words (an embedding?); "
-                              "it stays whole in every view")
+        if max(positions, default=-1) >= maps.shape[0]:
+            return self._note("the phase-1 maps are shorter than the prompt; it stays whole in every view")
         token_maps = maps[positions]
         spans, at = [], 0
         for w in words:

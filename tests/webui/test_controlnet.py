@@ -40,9 +40,9 @@ def start(kind, folder, extra_args=(), port=PORT):
     if (EXT / folder).is_symlink():            # a link of this name to another checkout
         (EXT / folder).unlink()
     (EXT / folder).symlink_to(REPO)
-    probe = EXT / "zz-dfprobe"
-    if not probe.exists():
-        probe.symlink_to(REPO / "tests" / "webui" / "cn_probe")
+    for name, folder in (("zz-dfprobe", "cn_probe"), ("zz-dfunet", "unet_probe")):
+        if not (EXT / name).exists():
+            (EXT / name).symlink_to(REPO / "tests" / "webui" / folder)
     env = dict(os.environ, PORT=str(port), CKPT=str(HARNESS / "webui" / "models" / "Stable-diffusion" / MODEL[kind][0]))
     env.pop("EXTENSION", None)
     subprocess.run([str(BIN / "stop_webui.sh"), str(port)], env=env, capture_output=True)
@@ -177,3 +177,18 @@ def test_a_large_img2img_picture_gets_the_hints_of_the_phases_it_runs(cn_webui):
         [hint] = call["hints"]
         for row in range(rows):
             assert view_place(pictures[call["job"]], hint, row, lh, lw, dilation=call["job"] + 2), (call["job"], row)
+
+
+def test_per_view_prompts_with_a_unit(cn_webui):
+    """ControlNet marks its cond and uncond contexts with a leading token: the view texts go after it, and the
+    unit's hints still follow the views."""
+    if cn_webui.folder != "main":
+        pytest.skip("the folder order is checked by the hint tests")
+    from test_view_prompts import PROMPT, TEXTS, assert_windows_got_their_words
+    req = request([{"enabled": True, "scale": 2, "random_jitter": False, "patch_prompts": True}],
+                  [unit(cn_webui.kind, coordinate_image(128, 128))], width=128, height=128, prompt=PROMPT,
+                  negative_prompt="blurry")
+    req["alwayson_scripts"]["dfunet"] = {"args": [True, {"left": "cat", "right": "dog", "texts": TEXTS}]}
+    status, r = cn_webui.txt2img(req)
+    assert status == 200, r
+    assert_windows_got_their_words(cn_webui.get("/dfunet/calls")["calls"], cn_webui.sdxl)

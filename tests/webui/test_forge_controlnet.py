@@ -168,3 +168,15 @@ def test_plain_controlnet_is_byte_identical_after_runs_and_to_forge_without_the_
     finally:
         subprocess.run([str(FORGE.stop), str(port)], env=env, capture_output=True)
     assert without[0] == 200 and without[1]["images"][0] == before[1]["images"][0]
+
+
+def test_per_view_prompts_with_a_unit(forge):
+    from test_view_prompts import PROMPT, TEXTS, assert_windows_got_their_words
+    req = request([dict(ON, scale=2, random_jitter=False, patch_prompts=True)], [unit(forge, coordinate_image(64, 64))],
+                  width=64, height=64, prompt=PROMPT, negative_prompt="blurry")
+    req["alwayson_scripts"]["dfunet"] = {"args": [True, {"left": "cat", "right": "dog", "texts": TEXTS}]}
+    status, r = forge.txt2img(req)
+    assert status == 200, r
+    calls = forge.get("/dfunet/calls")
+    assert_windows_got_their_words(calls["calls"], forge.sdxl)
+    assert all(c["control"] for c in calls["calls"] if c["job"] == 1)

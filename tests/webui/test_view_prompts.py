@@ -24,23 +24,27 @@ def request(webui, inject=True, **df):
     return req
 
 
+def assert_windows_got_their_words(calls, sdxl=False):
+    """2x: a 3 x 3 grid of windows (left column: the left half only, middle: both halves, right: the right half),
+    then the 4 dilated views with the full prompt; each view has a cond and an uncond row."""
+    later = [c for c in calls if c["job"] == 1]
+    assert later
+    want = ["cat", "both", "dog"] * 3 + ["full"] * 4
+    for call in later:
+        views = len(call["labels"]) // 2
+        pairs = [set(call["labels"][2 * v:2 * v + 2]) for v in range(views)]
+        assert pairs == [{w, "neg"} for w in want[:views]], call["labels"]
+        if sdxl:            # the pooled text vector follows the view's text too
+            assert call["pooled"] == call["labels"], call
+
+
 def test_each_window_gets_the_words_its_area_drew(webui):
     status, r = webui.txt2img(request(webui, patch_prompts=True))
     assert status == 200, r
     calls = webui.get("/dfunet/calls")["calls"]
     first = [c for c in calls if c["job"] == 0]
     assert first and all(set(c["labels"]) == {"full", "neg"} for c in first)     # phase 1: the whole prompt
-    later = [c for c in calls if c["job"] == 1]
-    assert later
-    # 2x: a 3 x 3 grid of windows (left column: the left half only, middle: both halves, right: the right half),
-    # then the 4 dilated views with the full prompt; each view has a cond and an uncond row
-    want = ["cat", "both", "dog"] * 3 + ["full"] * 4
-    for call in later:
-        views = len(call["labels"]) // 2
-        pairs = [set(call["labels"][2 * v:2 * v + 2]) for v in range(views)]
-        assert pairs == [{w, "neg"} for w in want[:views]], call["labels"]
-        if webui.sdxl:      # the pooled text vector follows the view's text too
-            assert call["pooled"] == call["labels"], call
+    assert_windows_got_their_words(calls, webui.sdxl)
     info = json.loads(r["info"])["infotexts"][0]
     assert "DemoFusion per-view prompts: True" in info and "DemoFusion prompt keep threshold: 0.3" in info
     lines = [ln for ln in webui.log.read_text().splitlines() if ln.startswith("[DemoFusion] phase 2 at ")] \
@@ -77,3 +81,53 @@ def test_a_failed_phase_with_per_view_prompts_leaves_nothing_behind(webui):
     assert status == 200 and "phase 3 failed" in json.loads(r["info"])["infotexts"][0]
     assert webui.get("/dfunet/hooks") == {"forward": 0, "pre": 0}
     assert webui.txt2img(plain_request())[1]["images"][0] == webui.baseline
+
+
+SYNTAX = {
+    "plain": "a photo of a cat sitting on a mat",
+    "emphasis": "a (cat:1.3) on a ((red)) mat, [blurry] photorealistic",
+    "escaped": r"a \(cat\) in a box",
+    "break": "a cat BREAK a dog",
+    "long": "a red cat, " * 20 + "a dog",              # over 75 tokens: a second chunk, comma backtracking
+    "lora": "<lora:not-installed:0.8> a cat on a mat",
+    "editing": "a [cat:dog:0.5] in a field",
+    "alternation": "a [cat|dog] in a field",
+    "and": "a cat AND a dog",
+}
+
+
+def test_the_word_model_follows_the_webuis_own_tokenization(webui):
+    """For each piece of prompt syntax, on the host's own parser and CLIP tokenizer: the words, and a view text of
+    every word and of every other word that tokenizes back to exactly those tokens and weights; or the fallback."""
+    status, r = webui.call("POST", "/dfunet/words", {"prompts": list(SYNTAX.values())})
+    assert status == 200, r
+    res = dict(zip(SYNTAX, r))
+    for name in ("plain", "emphasis", "escaped", "break", "long", "lora"):
+        assert res[name]["all"]["ok"] and res[name]["half"]["ok"], (name, res[name])
+    assert res["plain"]["words"] == "a photo of a cat sitting on a mat".split()
+    assert "(cat:1.3)" in res["emphasis"]["all"]["text"] and "photorealistic" in res["emphasis"]["words"]
+    assert r"\(cat\)" in res["escaped"]["all"]["text"]
+    assert "BREAK" in res["break"]["half"]["text"]
+    assert max(res["long"]["positions"]) >= 77                          # words of the second chunk are mapped
+    assert res["lora"]["words"][:2] == ["a", "cat"]
+    assert "prompt editing" in res["editing"]["fallback"] and "prompt editing" in res["alternation"]["fallback"]
+    assert "AND" in res["and"]["fallback"]
+
+
+def test_a_prompt_with_an_embedding_keeps_the_full_prompt(webui):
+    if webui.host != "a1111" or webui.log is None:
+        pytest.skip("A1111 reloads embeddings over its API; needs the harness tree of a server started here")
+    import torch
+    from safetensors.torch import save_file
+    width = webui.get("/dfunet/textwidth")["width"]
+    folder = webui.log.parents[1] / "webui" / "embeddings"
+    path = folder / "dfwordtest.safetensors"
+    save_file({"emb_params": torch.randn(2, width)}, str(path))
+    try:
+        webui.call("POST", "/sdapi/v1/refresh-embeddings")
+        assert "dfwordtest" in webui.get("/sdapi/v1/embeddings")["loaded"]
+        status, r = webui.call("POST", "/dfunet/words", {"prompts": ["a photo of dfwordtest on a mat"]})
+        assert status == 200 and "embedding" in r[0]["fallback"], r
+    finally:
+        path.unlink()
+        webui.call("POST", "/sdapi/v1/refresh-embeddings")

@@ -156,6 +156,8 @@ class DFUNetProbe(scripts.Script):
             out = []
             refs_now = pooled if pooled_rows else refs
             for row in context.detach().float().cpu():
+                if not pooled_rows and row.shape[0] % 77 == 1:
+                    row = row[1:]             # sd-webui-controlnet's mark token
                 best = [k for k, r in refs_now.items() if r.shape == row.shape and (r - row).abs().max() < 1e-4]
                 if not best:       # a view text shorter than the call's context is repeated to its length
                     best = [k for k, r in refs_now.items() if row.shape[0] % r.shape[0] == 0 and
@@ -187,9 +189,47 @@ def hooks():
             "pre": sum(len(m._forward_pre_hooks) for m in unet.modules())}
 
 
+def words(body: dict):
+    """The per-view prompt word model on this WebUI's own text engine and parser, for each prompt of the body:
+    its words, or why it falls back to the full prompt; and whether keeping every word, and every other word,
+    renders a text that tokenizes back to exactly those words' ids and weights."""
+    from modules import extra_networks
+    from demofusion_ext.hosts import view_prompts as vp
+    from demofusion_ext.prompt_words import kept_token_weights, render, round_trip_ok
+    engine = vp.text_engine(shared.sd_model)
+    out = []
+    for prompt in body["prompts"]:
+        text = extra_networks.parse_prompts([prompt])[0][0]          # LoRA tags go before sampling
+        found = vp.prompt_word_model(engine, text, 20)
+        if isinstance(found, str):
+            out.append({"fallback": found})
+            continue
+        line, segs, ws, positions = found
+        result = {"words": [w.text for w in ws], "positions": positions}
+        for name, kept in (("all", set(range(len(ws)))), ("half", set(range(0, len(ws), 2)))):
+            view = render(segs, ws, kept, emphasis=shared.opts.emphasis != "None")
+            want = kept_token_weights(segs, ws, kept)
+            got = vp.flat_tokens(engine, view) if view else ([], [], [])
+            result[name] = {"text": view, "ok": round_trip_ok(*want, *got[:2])}
+        out.append(result)
+    return out
+
+
+def text_width():
+    from demofusion_ext.hosts import view_prompts as vp
+    engine = vp.text_engine(shared.sd_model)
+    wrapped = getattr(engine, "wrapped", None) or getattr(engine, "text_encoder", None)
+    for m in (wrapped.modules() if wrapped is not None else []):
+        if hasattr(m, "token_embedding"):
+            return {"width": int(m.token_embedding.weight.shape[1])}
+    return {"width": None}
+
+
 def routes(_demo, app):
     app.add_api_route("/dfunet/calls", report, methods=["GET"])
     app.add_api_route("/dfunet/hooks", hooks, methods=["GET"])
+    app.add_api_route("/dfunet/words", words, methods=["POST"])
+    app.add_api_route("/dfunet/textwidth", text_width, methods=["GET"])
 
 
 script_callbacks.on_app_started(routes)
