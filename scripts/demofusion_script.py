@@ -154,6 +154,8 @@ class DemoFusionScript(scripts.Script):
         shared.state.job_count = p.n_iter * runs
         shared.state.processing_has_refined_job_count = True
         shared.total_tqdm.updateTotal(p.n_iter * p.steps * runs)
+        for name in OPTIONAL_KEYS:       # X/Y/Z plot cells share one dict: no key of an earlier cell may stay
+            p.extra_generation_params.pop(INFOTEXT_KEYS[name], None)
         p.extra_generation_params.update(infotext_items(settings))
 
     def postprocess(self, p, processed, *args):
@@ -239,7 +241,7 @@ def add_axis_options():
 
     def setter(name, kind):
         def apply(p, value, _):
-            values = getattr(p, "demofusion_ext_xyz", {})
+            values = dict(getattr(p, "demofusion_ext_xyz", {}))     # cells are shallow copies of one p
             values[name] = kind(value)
             p.demofusion_ext_xyz = values
         return apply

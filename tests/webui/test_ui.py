@@ -54,7 +54,8 @@ def test_xyz_plot_offers_scale_stride_and_sigma_axes(webui_ui):
     [xyz] = [s for s in webui_ui.get("/sdapi/v1/script-info") if s["name"] == "x/y/z plot" and not s["is_img2img"]]
     choices = xyz["args"][0]["choices"]
     for label in ("[DemoFusion] Scale", "[DemoFusion] Window stride", "[DemoFusion] Sigma",
-                  "[DemoFusion] Phase upscaler"):
+                  "[DemoFusion] Phase upscaler", "[DemoFusion] Per-view prompts", "[DemoFusion] Prompt keep threshold",
+                  "[DemoFusion] Window interaction"):
         assert label in choices
     args = [choices.index("[DemoFusion] Scale"), "2, 2.5", [], 0, "", [], 0, "", [], True, True, False, False,
             False, False, False, 0, False]
@@ -67,7 +68,8 @@ def test_xyz_plot_offers_scale_stride_and_sigma_axes(webui_ui):
 def test_pasted_infotext_restores_every_demofusion_setting(webui_ui):
     named = {"enabled": True, "scale": 2.5, "stride": 0.25, "view_batch_size": 7, "cosine_scale_1": 2.5,
              "cosine_scale_2": 1.5, "cosine_scale_3": 0.5, "sigma": 1.3, "random_jitter": False,
-             "phase_denoise": 0.9, "decode_tile_size": 512, "phase_images": False, "upscaler": "Lanczos"}
+             "phase_denoise": 0.9, "decode_tile_size": 512, "phase_images": False, "upscaler": "Lanczos",
+             "patch_prompts": True, "prompt_keep_threshold": 0.4, "window_interaction": True}
     if webui_ui.host == "forge":
         # Forge 2's API cannot apply an infotext at all: a plain one fails too (api.py get_field_value calls
         # isinstance with list[str], the type of hr_additional_modules); pasting in its UI is a different path
@@ -90,7 +92,8 @@ def test_browser_paste_restores_every_demofusion_control_and_a_plain_image_turns
     from PIL import Image, PngImagePlugin
     named = {"enabled": True, "scale": 2.5, "stride": 0.25, "view_batch_size": 7, "cosine_scale_1": 2.5,
              "cosine_scale_2": 1.5, "cosine_scale_3": 0.5, "sigma": 1.3, "random_jitter": False,
-             "phase_denoise": 0.9, "decode_tile_size": 512, "phase_images": False, "upscaler": "Lanczos"}
+             "phase_denoise": 0.9, "decode_tile_size": 512, "phase_images": False, "upscaler": "Lanczos",
+             "patch_prompts": True, "prompt_keep_threshold": 0.4, "window_interaction": True}
     pngs = []
     for name, args in (("demofusion", [named]), ("plain", [False])):
         # the server writes the infotext; a PNG with it as its "parameters" text is what PNG Info reads

@@ -131,3 +131,21 @@ def test_a_prompt_with_an_embedding_keeps_the_full_prompt(webui):
     finally:
         path.unlink()
         webui.call("POST", "/sdapi/v1/refresh-embeddings")
+
+
+def test_xyz_axes_over_the_anti_repetition_options(webui):
+    if webui.sdxl:
+        pytest.skip("the axes are the script's, not the model's: SD1 on both hosts shows them")
+    [xyz] = [s for s in webui.get("/sdapi/v1/script-info") if s["name"] == "x/y/z plot" and not s["is_img2img"]]
+    choices = xyz["args"][0]["choices"]
+    size, want = small(webui)
+    args = [choices.index("[DemoFusion] Window interaction"), "", ["False", "True"],
+            choices.index("[DemoFusion] Prompt keep threshold"), "0.3, 0.5", [], 0, "", [], True, True, False,
+            False, False, False, False, 0, False]
+    req = dict(demofusion([dict(ON, patch_prompts=True)], **size), script_name="x/y/z plot", script_args=args)
+    status, r = webui.txt2img(req)
+    assert status == 200, r
+    infos = json.loads(r["info"])["infotexts"][1:]
+    assert sum("DemoFusion window interaction: True" in i for i in infos) == 2
+    assert sum("DemoFusion prompt keep threshold: 0.5" in i for i in infos) == 2
+    assert [i.size for i in images(r)][1:] == [want] * 4
