@@ -9,16 +9,17 @@ import json
 
 import pytest
 
-from webui_client import demofusion, images, plain_request, small
+from webui_client import demofusion, images, picture, plain_request, small, txt2img_interrupted_in_phase_2
 
 ON = {"enabled": True}
 PROMPT = "a photo of a cat and a dog"
 TEXTS = {"cat": "cat", "dog": "dog", "both": "cat dog", "full": PROMPT, "neg": "blurry"}
 
 
-def request(webui, inject=True, **df):
+def request(webui, inject=True, steps=4, **df):
     size, _ = small(webui)
-    req = demofusion([dict(ON, scale=2, random_jitter=False, **df)], prompt=PROMPT, negative_prompt="blurry", **size)
+    req = demofusion([dict(ON, scale=2, random_jitter=False, **df)], prompt=PROMPT, negative_prompt="blurry",
+                     steps=steps, **size)
     req["alwayson_scripts"]["dfunet"] = {"args": [True, {"left": "cat", "right": "dog", "texts": TEXTS}]
                                          if inject else [True]}
     return req
@@ -72,13 +73,28 @@ def test_window_interaction_changes_the_image_and_repeats(webui):
     assert "DemoFusion window interaction: True" in json.loads(b[1]["info"])["infotexts"][0]
 
 
-def test_a_failed_phase_with_per_view_prompts_leaves_nothing_behind(webui):
+def test_img2img_takes_the_maps_from_the_pictures_own_denoising(webui):
+    size, _ = small(webui)
+    req = dict(request(webui, patch_prompts=True), init_images=[picture((size["width"], size["height"]))],
+               denoising_strength=0.6)
+    status, r = webui.call("POST", "/sdapi/v1/img2img", req)
+    assert status == 200, r
+    assert_windows_got_their_words(webui.get("/dfunet/calls")["calls"], webui.sdxl)
+    assert webui.get("/dfunet/hooks") == {"forward": 0, "pre": 0}
+
+
+def test_a_failed_or_interrupted_phase_with_per_view_prompts_leaves_nothing_behind(webui):
     if webui.log is None:
         pytest.skip("the fault probe is linked only into harness servers started here")
     req = request(webui, patch_prompts=True, scale=3)
     req["alwayson_scripts"]["dffault"] = {"args": [3]}
     status, r = webui.txt2img(req)
     assert status == 200 and "phase 3 failed" in json.loads(r["info"])["infotexts"][0]
+    assert webui.get("/dfunet/hooks") == {"forward": 0, "pre": 0}
+    assert webui.txt2img(plain_request())[1]["images"][0] == webui.baseline
+    (status, _), _ = txt2img_interrupted_in_phase_2(webui, request(webui, inject=False, patch_prompts=True,
+                                                                   window_interaction=True, scale=3, steps=30))
+    assert status == 200
     assert webui.get("/dfunet/hooks") == {"forward": 0, "pre": 0}
     assert webui.txt2img(plain_request())[1]["images"][0] == webui.baseline
 
