@@ -1,5 +1,6 @@
 """8. Per-view prompts: what the phase-1 attention capture costs, and how many texts a phase encodes."""
 import argparse
+import statistics
 import time
 
 import torch
@@ -12,34 +13,36 @@ from demofusion_ext.views import local_views
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--base", type=int, default=32, help="phase-1 latent size (cells); 32 = 256 px")
-ap.add_argument("--calls", type=int, default=3)
+ap.add_argument("--calls", type=int, default=7)
 a = ap.parse_args()
 
 unet, ctx = sd15_unet(), torch.randn(2, 77, 768)
 x, t = torch.randn(2, 4, a.base, a.base), torch.tensor([500.0, 500.0])
 
 
-def timed(capture):
+def call(capture):
+    start = time.perf_counter()
     with torch.no_grad():
-        unet(x, t, encoder_hidden_states=ctx)                  # warm-up
-        start = time.perf_counter()
-        for _ in range(a.calls):
-            if capture is None:
+        if capture is None:
+            unet(x, t, encoder_hidden_states=ctx)
+        else:
+            with capture.hooked(unet):
                 unet(x, t, encoder_hidden_states=ctx)
-            else:
-                with capture.hooked(unet):
-                    unet(x, t, encoder_hidden_states=ctx)
-        return (time.perf_counter() - start) / a.calls
+    return time.perf_counter() - start
 
 
-plain = timed(None)
 capture = AttentionCapture(lambda n: [0] + [None] * (n - 1))          # row 0 cond (image 0), row 1 uncond
-hooked = timed(capture)
-timing = table(["UNet call (cond + uncond rows)", "s per call", "ratio"],
-               [["without capture", f"{plain:.2f}", "1.00"], ["with capture", f"{hooked:.2f}", f"{hooked / plain:.2f}"]])
+call(None)                                                             # warm-up
+times = {"plain": [], "hooked": []}
+for _ in range(a.calls):                                               # interleaved: load changes hit both alike
+    times["plain"].append(call(None))
+    times["hooked"].append(call(capture))
+plain, hooked = (statistics.median(times[k]) for k in ("plain", "hooked"))
+timing = table(["UNet call (cond + uncond rows)", "median s per call", "ratio"],
+               [["without capture", f"{plain:.2f}", "1.00"], ["with capture", f"{hooked:.2f}", f"{hooked / plain:.3f}"]])
 
 layers = len(cross_attentions(unet))
-grids = sorted({q for (_, q) in capture.sums}, reverse=True)
+grids = sorted({q for (_, q) in capture.sums.keys()}, reverse=True)
 per_image = capture.nbytes
 # the sums hold tokens x queries per grid: scale the measured bytes to a 512 px (64 x 64 latent) phase 1
 at512 = per_image * (64 * 64) / (a.base * a.base)
@@ -58,7 +61,7 @@ counts = table(["last phase", "local windows", "texts encoded (left/right words)
 write_section("8. Per-view prompts: capture and encoding costs", f"""{timing}
 
 SD1.5 UNet architecture (random weights), phase-1 latent {a.base}x{a.base}, one image (a cond and an uncond row),
-mean of {a.calls} calls. The capture hooks the {layers} cross-attentions of the input and output blocks and forms,
+median of {a.calls} interleaved calls each. The capture hooks the {layers} cross-attentions of the input and output blocks and forms,
 for the cond row only, softmax(q k^T) averaged over heads in float32 (the WebUIs' attention never forms it).
 Capture memory: {per_image / 2 ** 20:.2f} MiB per image at this size (grids of {', '.join(map(str, grids))} queries x 77
 tokens, float32 sums, whatever the step count), about {at512 / 2 ** 20:.1f} MiB per image for a 512 px phase 1.

@@ -16,6 +16,8 @@ from typing import Callable, Iterator
 
 import torch
 
+from .prompt_masks import MapAccumulator
+
 RowRoles = Callable[[int], "list[int | None]"]
 
 
@@ -36,8 +38,7 @@ class AttentionCapture:
 
     def __init__(self, rows: RowRoles):
         self.rows = rows
-        self.sums: dict[tuple[int, int], torch.Tensor] = {}
-        self.counts: dict[tuple[int, int], int] = {}
+        self.sums = MapAccumulator()          # (image, queries) -> [tokens, queries, 1]
         self.calls = 0
 
     @contextlib.contextmanager
@@ -78,23 +79,20 @@ class AttentionCapture:
         k = k.view(n, k.shape[1], heads, d).transpose(1, 2)
         probs = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d), dim=-1).mean(1)     # [n, queries, tokens]
         for row, (_, image) in enumerate(picked):
-            key = (image, queries)
-            m = probs[row].transpose(0, 1).cpu()                                         # [tokens, queries]
-            if key in self.sums and self.sums[key].shape == m.shape:
-                self.sums[key] += m
-                self.counts[key] += 1
-            elif key not in self.sums:
-                self.sums[key], self.counts[key] = m.clone(), 1
+            try:
+                self.sums.add((image, queries), probs[row].transpose(0, 1).unsqueeze(-1).cpu())
+            except ValueError:          # another token count (a later prompt-editing entry): the first one counts
+                pass
         self.calls += 1
 
     @property
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self.sums.values())
+        return self.sums.nbytes
 
     def maps(self, image: int, latent_hw: tuple[int, int], target_factor: int = 4) -> torch.Tensor | None:
         """[tokens, h, w] mean map of `image` at the grid latent / target_factor if any layer has it, else at the
         coarsest grid recorded (small test models lack the deep levels); None if nothing was recorded."""
-        grids = {q for (img, q) in self.sums if img == image}
+        grids = {q for (img, q) in self.sums.keys() if img == image}
         if not grids:
             return None
         lh, lw = latent_hw
@@ -104,5 +102,4 @@ class AttentionCapture:
         h, w = round(lh / f), round(lw / f)
         if h * w != queries:
             return None
-        total = self.sums[(image, queries)] / self.counts[(image, queries)]
-        return total.view(-1, h, w)
+        return self.sums.mean((image, queries)).view(-1, h, w)

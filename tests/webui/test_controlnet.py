@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from control_images import coordinate_image, phase_picture, stripes, view_place
-from webui_client import BIN, HARNESS, REPO, WebUI, harness_missing, demofusion, images, plain_request, txt2img_interrupted_in_phase_2
+from webui_client import (BIN, HARNESS, REPO, WebUI, controlnet_request, harness_missing, images,
+                          txt2img_interrupted_in_phase_2)
 
 CN = HARNESS / "webui" / "extensions" / "sd-webui-controlnet"
 EXT = HARNESS / "webui" / "extensions"
@@ -21,13 +22,7 @@ def unit(kind, image, **kw):
 
 
 def request(df_args, units, probe=False, **kw):
-    req = demofusion(df_args, **kw) if df_args is not None else plain_request(**kw)
-    req.setdefault("alwayson_scripts", {})
-    if units is not None:
-        req["alwayson_scripts"]["ControlNet"] = {"args": units}
-    if probe:
-        req["alwayson_scripts"]["dfprobe"] = {"args": [True]}
-    return req
+    return controlnet_request(df_args, units, "dfprobe" if probe else None, **kw)
 
 
 def _links_to_repo():

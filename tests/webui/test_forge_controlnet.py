@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from control_images import coordinate_image, phase_picture, stripes, view_place
-from webui_client import FORGE, REPO, WebUI, demofusion, images, plain_request, txt2img_interrupted_in_phase_2
+from webui_client import FORGE, REPO, WebUI, controlnet_request, images, txt2img_interrupted_in_phase_2
 
 ON = {"enabled": True}
 
@@ -36,13 +36,7 @@ def unit(ui, image, **kw):
 
 
 def request(df_args, units, probe=False, **kw):
-    req = demofusion(df_args, **kw) if df_args is not None else plain_request(**kw)
-    req.setdefault("alwayson_scripts", {})
-    if units is not None:
-        req["alwayson_scripts"]["ControlNet"] = {"args": units}
-    if probe:
-        req["alwayson_scripts"]["dfunet"] = {"args": [True]}
-    return req
+    return controlnet_request(df_args, units, "dfunet" if probe else None, **kw)
 
 
 def final(response):

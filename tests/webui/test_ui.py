@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from demofusion_ext.plan_summary import plan_summary
-from webui_client import HARNESS, demofusion, images, phase_log_lines
+from webui_client import HARNESS, demofusion, images, phase_log_lines, xyz_axis_choices
 
 HERE = pathlib.Path(__file__).resolve().parent
 SHOTS = pathlib.Path(os.environ.get("DEMOFUSION_SCREENSHOTS", HERE / "screenshots"))
@@ -51,8 +51,7 @@ def test_browser_plan_line_follows_every_input_and_matches_the_run(webui_ui):
 
 
 def test_xyz_plot_offers_scale_stride_and_sigma_axes(webui_ui):
-    [xyz] = [s for s in webui_ui.get("/sdapi/v1/script-info") if s["name"] == "x/y/z plot" and not s["is_img2img"]]
-    choices = xyz["args"][0]["choices"]
+    choices = xyz_axis_choices(webui_ui)
     for label in ("[DemoFusion] Scale", "[DemoFusion] Window stride", "[DemoFusion] Sigma",
                   "[DemoFusion] Phase upscaler", "[DemoFusion] Per-view prompts", "[DemoFusion] Prompt keep threshold",
                   "[DemoFusion] Window interaction"):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from demofusion_ext.plan_summary import plan_counts
-from webui_client import demofusion, has, images, picture, plain_request, small
+from webui_client import demofusion, has, images, picture, plain_request, small, xyz_axis_choices
 
 ON = {"enabled": True}
 PROBE = {"dfunet": {"args": [True]}}
@@ -123,8 +123,7 @@ def test_an_unknown_upscaler_is_refused_with_the_available_ones(webui):
 def test_an_xyz_plot_over_phase_upscalers(webui):
     if webui.sdxl:
         pytest.skip("the axis is the script's, not the model's: SD1 on both hosts shows it")
-    [xyz] = [s for s in webui.get("/sdapi/v1/script-info") if s["name"] == "x/y/z plot" and not s["is_img2img"]]
-    choices = xyz["args"][0]["choices"]
+    choices = xyz_axis_choices(webui)
     size, want = small(webui)
     # an axis with choices takes its values from the dropdown list (the third argument)
     args = [choices.index("[DemoFusion] Phase upscaler"), "", ["Latent", "Lanczos"], 0, "", [], 0, "", [], True,

@@ -9,7 +9,8 @@ import json
 
 import pytest
 
-from webui_client import demofusion, images, picture, plain_request, small, txt2img_interrupted_in_phase_2
+from webui_client import (demofusion, images, picture, plain_request, small, txt2img_interrupted_in_phase_2,
+                          xyz_axis_choices)
 
 ON = {"enabled": True}
 PROMPT = "a photo of a cat and a dog"
@@ -152,8 +153,7 @@ def test_a_prompt_with_an_embedding_keeps_the_full_prompt(webui):
 def test_xyz_axes_over_the_anti_repetition_options(webui):
     if webui.sdxl:
         pytest.skip("the axes are the script's, not the model's: SD1 on both hosts shows them")
-    [xyz] = [s for s in webui.get("/sdapi/v1/script-info") if s["name"] == "x/y/z plot" and not s["is_img2img"]]
-    choices = xyz["args"][0]["choices"]
+    choices = xyz_axis_choices(webui)
     size, want = small(webui)
     args = [choices.index("[DemoFusion] Window interaction"), "", ["False", "True"],
             choices.index("[DemoFusion] Prompt keep threshold"), "0.3, 0.5", [], 0, "", [], True, True, False,

@@ -99,6 +99,24 @@ def demofusion(args, **kw):
     return plain_request(alwayson_scripts={"demofusion_ext": {"args": args}}, **kw)
 
 
+def controlnet_request(df_args, units, probe=None, **kw):
+    """A request with ControlNet units (None: no ControlNet arguments) and, when named, a probe script enabled;
+    `df_args` None: DemoFusion off."""
+    req = demofusion(df_args, **kw) if df_args is not None else plain_request(**kw)
+    req.setdefault("alwayson_scripts", {})
+    if units is not None:
+        req["alwayson_scripts"]["ControlNet"] = {"args": units}
+    if probe:
+        req["alwayson_scripts"][probe] = {"args": [True]}
+    return req
+
+
+def xyz_axis_choices(webui):
+    """The X/Y/Z plot's axis names in txt2img, whose indices its script arguments take."""
+    [xyz] = [s for s in webui.get("/sdapi/v1/script-info") if s["name"] == "x/y/z plot" and not s["is_img2img"]]
+    return xyz["args"][0]["choices"]
+
+
 def picture(size=(128, 128)):
     """A smooth test picture (base64 PNG): colour gradients with a disc, so similarity measures mean something."""
     import numpy as np
