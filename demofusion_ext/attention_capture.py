@@ -36,10 +36,12 @@ class AttentionCapture:
     """Running sums of per-token attention maps, by (image, queries): `rows(n)` says, for the n rows of the model
     call in progress, which image each cond row belongs to (None for the other rows)."""
 
-    def __init__(self, rows: RowRoles):
+    def __init__(self, rows: RowRoles, target_queries: int | None = None):
         self.rows = rows
         self.sums = MapAccumulator()          # (image, queries) -> [tokens, queries, 1]
         self.calls = 0
+        # once a layer at the wanted grid has been seen, the other grids are not computed any more
+        self.target, self.seen = target_queries, set()
 
     @contextlib.contextmanager
     def hooked(self, unet: torch.nn.Module) -> Iterator["AttentionCapture"]:
@@ -62,6 +64,9 @@ class AttentionCapture:
         def record(_module, _inputs, k):
             q = stash.pop("q", None)
             if q is None or q.shape[0] != k.shape[0]:
+                return
+            self.seen.add(q.shape[1])
+            if self.target in self.seen and q.shape[1] != self.target:
                 return
             roles = self.rows(q.shape[0])
             picked = [(i, image) for i, image in enumerate(roles) if image is not None]

@@ -88,3 +88,20 @@ def test_memory_is_one_sum_per_image_and_grid_whatever_the_step_count():
         run(unet, x, ctx, capture)
     assert capture.nbytes == 77 * 16 * 16 * 4
     assert capture.calls == 3 * 3
+
+
+def test_once_the_wanted_grid_is_seen_the_other_grids_are_not_computed():
+    """AccDiffusion's maps come from latent / 4; finer layers run before it in the first call only."""
+    from diffusers import UNet2DConditionModel
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(sample_size=16, in_channels=4, out_channels=4, layers_per_block=1,
+                                block_out_channels=(32, 32, 32), down_block_types=("CrossAttnDownBlock2D",) * 3,
+                                up_block_types=("CrossAttnUpBlock2D",) * 3, cross_attention_dim=32,
+                                attention_head_dim=8, norm_num_groups=32).eval().requires_grad_(False)
+    x, ctx = torch.randn(1, 4, 16, 16), torch.randn(1, 77, 32)
+    capture = AttentionCapture(lambda n: [0], target_queries=16)            # 16 x 16 latent / 4 = 4 x 4
+    for _ in range(3):
+        run(unet, x, ctx, capture)
+    assert capture.sums.adds((0, 16)) == 3 * 3            # one input and two output layers at 4 x 4, every call
+    assert capture.sums.adds((0, 256)) == 1               # the input layer at 16 x 16 of the first call only
+    assert capture.maps(0, (16, 16)).shape == (77, 4, 4)

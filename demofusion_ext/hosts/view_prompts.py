@@ -173,11 +173,11 @@ class PatchPrompts:
         return objects.unet.model.diffusion_model if objects is not None else model.model.diffusion_model
 
     @contextlib.contextmanager
-    def capturing(self):
+    def capturing(self, latent_hw: tuple[int, int]):
         """Phase 1 with the attention hooks; nothing stays registered afterwards."""
         current = {"roles": None}
         capture = AttentionCapture(lambda n: current["roles"] if current["roles"] and len(current["roles"]) == n
-                                   else [None] * n)
+                                   else [None] * n, target_queries=(latent_hw[0] // 4) * (latent_hw[1] // 4))
         tracker = RowTracker(self.p, len(self.prompts))
 
         def roles(_module, args, kwargs):

@@ -250,7 +250,7 @@ def run(p, original, settings, record, run_phase: RunPhase, c, uc, seeds, subsee
     if entry.index == 1:
         if is_img2img(p):
             encode_init_tiled(p, settings)
-        with view_prompts.capturing() if view_prompts is not None else contextlib.nullcontext():
+        with view_prompts.capturing(phases[0].shape) if view_prompts is not None else contextlib.nullcontext():
             z1 = original(conditioning=c, unconditional_conditioning=uc, seeds=seeds, subseeds=subseeds,
                           subseed_strength=subseed_strength, prompts=prompts)
         if view_prompts is not None:
