@@ -31,7 +31,8 @@ def call(capture):
     return time.perf_counter() - start
 
 
-capture = AttentionCapture(lambda n: [0] + [None] * (n - 1))          # row 0 cond (image 0), row 1 uncond
+capture = AttentionCapture(lambda n: [0] + [None] * (n - 1),            # row 0 cond (image 0), row 1 uncond
+                           target_queries=(a.base // 4) ** 2)     # as the hosts: latent / 4 once seen
 call(None)                                                             # warm-up
 times = {"plain": [], "hooked": []}
 for _ in range(a.calls):                                               # interleaved: load changes hit both alike
@@ -61,8 +62,9 @@ counts = table(["last phase", "local windows", "texts encoded (left/right words)
 write_section("8. Per-view prompts: capture and encoding costs", f"""{timing}
 
 SD1.5 UNet architecture (random weights), phase-1 latent {a.base}x{a.base}, one image (a cond and an uncond row),
-median of {a.calls} interleaved calls each. The capture hooks the {layers} cross-attentions of the input and output blocks and forms,
-for the cond row only, softmax(q k^T) averaged over heads in float32 (the WebUIs' attention never forms it).
+median of {a.calls} interleaved calls each. The capture hooks the {layers} cross-attentions of the input and output
+blocks and forms, for the cond row only, softmax(q k^T) averaged over heads in float32 (the WebUIs' attention never
+forms it); after the first call only at the latent / 4 grid, as the hosts do.
 Capture memory: {per_image / 2 ** 20:.2f} MiB per image at this size (grids of {', '.join(map(str, grids))} queries x 77
 tokens, float32 sums, whatever the step count), about {at512 / 2 ** 20:.1f} MiB per image for a 512 px phase 1.
 
