@@ -221,7 +221,8 @@ def text_width():
     wrapped = getattr(engine, "wrapped", None) or getattr(engine, "text_encoder", None)
     for m in (wrapped.modules() if wrapped is not None else []):
         if hasattr(m, "token_embedding"):
-            return {"width": int(m.token_embedding.weight.shape[1])}
+            embedding = getattr(m.token_embedding, "wrapped", m.token_embedding)     # A1111 wraps it for embeddings
+            return {"width": int(embedding.weight.shape[1])}
     return {"width": None}
 
 
