@@ -70,9 +70,8 @@ class PhaseHints:
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self.full)
 
-    @property
-    def device(self):
-        return self.full[0].device if self.full else None
+    def report(self) -> str:
+        return hints_report(len(self.params), self.full)
 
     @contextlib.contextmanager
     def serving(self, views: Sequence[View], rows: int):
@@ -89,3 +88,10 @@ class PhaseHints:
                 p.hint_cond = hint
                 if hasattr(p, "hr_hint_cond"):
                     p.hr_hint_cond = hr
+
+
+def hints_report(units: int, tensors) -> str:
+    """The phase report's line for per-view hints (both hosts): units, and the phase-size tensors they hold."""
+    tensors = [t for t in tensors if t is not None]
+    size = sum(t.numel() * t.element_size() for t in tensors) / 2 ** 20
+    return f"{units} ControlNet unit(s) per view, phase hints {size:.2f} MiB on {tensors[0].device}"

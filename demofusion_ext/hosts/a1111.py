@@ -74,9 +74,9 @@ def run_phase(p, phase, window, settings, start, z1, c, uc, view_batch=None,
     crop = crop_columns(p.sd_model)
     with fusion_hook(p, ps.runner, counter, hints, crop, view_prompts):
         out = webui.sample_phase(p, ps, settings, c, uc)
-    print(webui.phase_report(phase, ps.runner, counter, (["SDXL crop coordinates per view"] if crop else []) + (
-        [f"{len(units)} ControlNet unit(s) per view, phase hints {hints.nbytes / 2 ** 20:.2f} MiB on {hints.device}"]
-        if hints else []) + ([view_prompts.describe()] if view_prompts is not None else [])))
+    print(webui.phase_report(phase, ps.runner, counter, (["SDXL crop coordinates per view"] if crop else [])
+                             + ([hints.report()] if hints else [])
+                             + ([view_prompts.describe()] if view_prompts is not None else [])))
     return anchor(out, z1), counter.calls
 
 

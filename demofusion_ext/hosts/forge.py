@@ -25,7 +25,7 @@ from modules import sd_models
 from modules.sd_samplers_common import InterruptedException
 
 from . import webui
-from ..controlnet_hints import phase_hint, view_hints
+from ..controlnet_hints import hints_report, phase_hint, view_hints
 from ..counting import EvalCounter
 from .webui import DemoFusionError, RunRecord, refuse  # noqa: F401  (the script's entry points)
 from ..phase_runner import PhaseRunner
@@ -33,6 +33,7 @@ from ..settings import DemoFusionSettings
 from ..skip_residual import anchor
 from ..view_conditioning import CropColumns, split_cond
 from .view_prompts import chunk_roles, window_indices
+
 
 def check_request(p, settings: DemoFusionSettings) -> None:
     webui.check_request(p, settings)
@@ -217,8 +218,7 @@ class PhaseControl:
     def report(self) -> list[str]:
         if not self.full:
             return []
-        size = sum(t.numel() * t.element_size() for t in self.full + self.masks if t is not None) / 2 ** 20
-        return [f"{len(self.nets)} ControlNet unit(s) per view, phase hints {size:.2f} MiB on {self.full[0].device}"]
+        return [hints_report(len(self.nets), self.full + self.masks)]
 
 
 def control_dtype(net) -> torch.dtype:

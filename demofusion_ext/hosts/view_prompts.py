@@ -9,7 +9,7 @@ full prompt: logged once, never an error.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -17,7 +17,7 @@ from modules import devices, prompt_parser, shared
 
 from ..attention_capture import AttentionCapture
 from ..prompt_masks import window_word_sets, word_maps
-from ..prompt_words import content_positions, kept_token_weights, prompt_words, render, round_trip_ok
+from ..prompt_words import chunk_content, flat_ids, kept_token_weights, prompt_words, render, round_trip_ok
 
 
 class RowTracker:
@@ -73,9 +73,8 @@ def segments(engine, line: str) -> list:
 def flat_tokens(engine, line: str) -> tuple[list[int], list[float], list[int]]:
     """(ids, multipliers, context positions) of the line's content tokens, as the engine chunks them."""
     chunks, _ = engine.tokenize_line(line)
-    positions = content_positions([c.tokens for c in chunks], engine.id_start, engine.id_end)
+    positions, ids = chunk_content([c.tokens for c in chunks], engine.id_start, engine.id_end)
     length = len(chunks[0].tokens) if chunks else 77
-    ids = [chunks[t // length].tokens[t % length] for t in positions]
     weights = [chunks[t // length].multipliers[t % length] for t in positions]
     return ids, weights, positions
 
@@ -83,7 +82,6 @@ def flat_tokens(engine, line: str) -> tuple[list[int], list[float], list[int]]:
 @dataclass
 class ImageWords:
     """One image's prompt as words, and their phase-1 maps."""
-    text: str
     segments: list
     words: list
     maps: torch.Tensor           # [words, h, w]
@@ -94,20 +92,20 @@ class PhasePrompts:
     """The cond rows of one phase's local windows (by unjittered window index), per image; None = the full prompt."""
     rows: list[dict[int, tuple]]              # per window: {image: (crossattn [T, C], vector [D] | None)}
     encoded: int = 0
-    fallbacks: list[str] = field(default_factory=list)
     capture_bytes: int = 0
+    misfits: int = 0            # cond rows that kept the full prompt: the view text's tokens did not fit the call's
 
     def describe(self) -> str:
         changed = sum(1 for r in self.rows if r)
+        misfit = f", {self.misfits} row(s) kept the full prompt (token count)" if self.misfits else ""
         return (f"per-view prompts: {changed} of {len(self.rows)} windows, {self.encoded} text(s) encoded, "
-                f"phase-1 capture {self.capture_bytes / 2 ** 20:.2f} MiB")
+                f"phase-1 capture {self.capture_bytes / 2 ** 20:.2f} MiB{misfit}")
 
     def apply(self, cross: torch.Tensor, vector: torch.Tensor | None, windows: list[int | None], rows: int,
-              roles: list[int | None], keep_columns: int | None = None) -> bool:
+              roles: list[int | None], keep_columns: int | None = None) -> None:
         """Write the view texts into the cond rows of a view-major call (`windows`: each view's window index,
         None for global views); `keep_columns`: the vector's trailing columns left alone (SDXL crop, target size).
-        False if a view's tokens cannot fit the call's (the full prompt then stays)."""
-        ok = True
+        A view text whose tokens cannot fill the call's context leaves the full prompt (counted in `misfits`)."""
         for v, window in enumerate(windows):
             if window is None:
                 continue
@@ -120,13 +118,12 @@ class PhasePrompts:
                 t, tv = cross.shape[1], text.shape[0]
                 head = 1 if t % tv == 1 else 0      # sd-webui-controlnet's cond/uncond mark token leads its context
                 if (t - head) % tv:
-                    ok = False
+                    self.misfits += 1
                     continue
                 cross[r, head:] = text.to(cross).repeat((t - head) // tv, 1)   # whole chunks repeated attend the same
                 if vector is not None and vec is not None:
                     end = vector.shape[1] - (keep_columns or 0)
                     vector[r, :end] = vec[:end].to(vector)
-        return ok
 
 
 def prompt_word_model(engine, text: str, steps: int):
@@ -145,7 +142,7 @@ def prompt_word_model(engine, text: str, steps: int):
         ids, _, positions = flat_tokens(engine, line)
     except ValueError:
         words = None
-    if words is None or [i for w in words for i in w.tokens] != ids:
+    if words is None or flat_ids(words) != ids:
         return "the prompt's tokens could not be matched to its words (an embedding?); it stays whole in every view"
     return line, segs, words, positions
 
@@ -165,7 +162,6 @@ class PatchPrompts:
         self.capture: AttentionCapture | None = None
         self.images: list[ImageWords | None] = []
         self.notes: list[str] = []
-        self.phase1_hw = None
 
     def unet(self):
         model = self.p.sd_model
@@ -196,7 +192,6 @@ class PatchPrompts:
 
     def finish(self, latent_hw: tuple[int, int]):
         """The words and word maps of every image, after phase 1."""
-        self.phase1_hw = latent_hw
         for b, text in enumerate(self.prompts):
             self.images.append(self._image_words(b, text, latent_hw))
 
@@ -215,12 +210,8 @@ class PatchPrompts:
             return self._note("no cross-attention was recorded in phase 1")
         if max(positions, default=-1) >= maps.shape[0]:
             return self._note("the phase-1 maps are shorter than the prompt; it stays whole in every view")
-        token_maps = maps[positions]
-        spans, at = [], 0
-        for w in words:
-            spans.append(list(range(at, at + len(w.tokens))))
-            at += len(w.tokens)
-        return ImageWords(line, segs, words, word_maps(token_maps, spans))
+        spans = [list(range(w.start, w.stop)) for w in words]
+        return ImageWords(segs, words, word_maps(maps[positions], spans))
 
     def for_phase(self, phase, window: tuple[int, int]) -> PhasePrompts | None:
         """The per-window cond rows of `phase` (encoded here, before the phase samples)."""
@@ -260,8 +251,7 @@ class PatchPrompts:
             for i, text in enumerate(per_window or []):
                 if text is not None:
                     rows[i][b] = encoded[text]
-        return PhasePrompts(rows, encoded=len(texts), fallbacks=fallbacks,
-                            capture_bytes=self.capture.nbytes if self.capture is not None else 0)
+        return PhasePrompts(rows, encoded=len(texts), capture_bytes=self.capture.nbytes if self.capture is not None else 0)
 
     def _encode(self, texts: list[str]) -> dict[str, tuple]:
         """Each distinct view text once, in one batch, as the WebUI encodes prompts."""

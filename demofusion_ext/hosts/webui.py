@@ -241,12 +241,12 @@ def run(p, original, settings, record, run_phase: RunPhase, c, uc, seeds, subsee
     notes, stopped = [], None
     view_prompts = None
     if settings.patch_prompts and len(phases) > 1:
-        from .view_prompts import PatchPrompts
-        view_prompts = PatchPrompts(p, settings, prompts)
         if entry.index > 1:
             notes.append("per-view prompts need phase 1's attention: the picture entered at a later phase, so every "
                          "view kept the full prompt")
-            view_prompts = None
+        else:
+            from .view_prompts import PatchPrompts
+            view_prompts = PatchPrompts(p, settings, prompts)
     if entry.index == 1:
         if is_img2img(p):
             encode_init_tiled(p, settings)
