@@ -48,7 +48,7 @@ PHASE_IMAGES_BEFORE = "818b928"             # the representation reproduced as "
 
 
 def to_uint8(decoded: torch.Tensor) -> torch.Tensor:
-    """demofusion_ext.hosts.webui.to_uint8, verbatim."""
+    """demofusion_ext.hosts.pictures.to_uint8, verbatim."""
     return ((decoded.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu()
 
 

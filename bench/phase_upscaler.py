@@ -4,7 +4,7 @@ next to the UNet time of the phase it feeds, per upscaler.
 Real architectures, random weights: the SD1.5 UNet and SD VAE (diffusers), and an ESRGAN x4 generator (RRDBNet,
 23 blocks of 64 filters: the architecture of 4x-UltraSharp, R-ESRGAN 4x+ and most models users install), written
 here from its paper. Phase 2's UNet time is one measured base-size call (cond + uncond rows) times the evaluations
-the plan counts for the phase (plan_summary.plan_counts). ESRGAN is convolutional, so its time grows with the
+the plan counts for the phase (script/plan_line.py: plan_counts). ESRGAN is convolutional, so its time grows with the
 input pixels: it is timed on one 192 px tile (the WebUI's ESRGAN tile) and scaled to the phase-1 picture.
 """
 import argparse
@@ -18,7 +18,7 @@ from PIL import Image
 
 from common import sd15_unet, sd_vae, table, write_section
 from demofusion_ext import tiled_decode, tiled_encode
-from demofusion_ext.plan_summary import plan_counts
+from demofusion_ext.script.plan_line import plan_counts
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--base", type=int, default=64, help="phase-1 latent size (cells); 64 = 512 px, SD1.5's native")

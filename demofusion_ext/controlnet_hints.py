@@ -70,8 +70,8 @@ class PhaseHints:
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self.full)
 
-    def report(self) -> str:
-        return hints_report(len(self.params), self.full)
+    def report(self) -> list[str]:
+        return [hints_report(len(self.params), self.full)] if self.params else []
 
     @contextlib.contextmanager
     def serving(self, views: Sequence[View], rows: int):

@@ -1,9 +1,18 @@
-"""DemoFusion settings: defaults from the official pipeline, and validation with messages users can act on."""
+"""DemoFusion settings: one table row per setting, from which everything else follows.
+
+The row gives the name (field and API name), default, allowed values, UI label and help, PNG-info key, whether
+the key is written only while an option is on, and the X/Y/Z axis. `DemoFusionSettings`, its validation, the
+script's positional argument order, the PNG-info keys and paste, the X/Y/Z axes, the accordion's controls and
+the README's controls table are all made from `SETTINGS` (see demofusion_ext/script/). Adding a setting is one
+row here plus its behaviour. Rows are never reordered: their order is the API's positional order.
+"""
 from __future__ import annotations
 
 import dataclasses
 import math
 from dataclasses import dataclass
+
+LATENT = "Latent"      # the phase upscaler that enlarges the latent itself (bicubic), as the paper
 
 
 @dataclass(frozen=True)
@@ -24,82 +33,96 @@ class Limit:
         return text
 
 
-LATENT = "Latent"      # the phase upscaler that enlarges the latent itself (bicubic), as the paper
-
-# Field name -> allowed values. The names are also the API's named arguments.
-LIMITS: dict[str, Limit] = {
-    "scale": Limit(1.0, 8.0),
-    "stride": Limit(0.125, 1.0),
-    "view_batch_size": Limit(1, 64, int),
-    "cosine_scale_1": Limit(0.0, 10.0),
-    "cosine_scale_2": Limit(0.0, 10.0),
-    "cosine_scale_3": Limit(0.0, 10.0),
-    "sigma": Limit(0.1, 5.0),
-    "random_jitter": Limit(0, 1, bool),
-    "phase_denoise": Limit(0.05, 1.0),
-    "decode_tile_size": Limit(256, 4096, int, 64),
-    "phase_images": Limit(0, 1, bool),
-    "upscaler": Limit(0, 0, str),     # the host checks the name against its upscalers
-    "patch_prompts": Limit(0, 1, bool),
-    "prompt_keep_threshold": Limit(0.0, 1.0),
-    "window_interaction": Limit(0, 1, bool),
-}
-
-
 @dataclass(frozen=True)
-class DemoFusionSettings:
-    """Everything that shapes a DemoFusion generation beyond what the host's own sampler decides.
+class Setting:
+    name: str                   # the field, and the API's named argument
+    default: object
+    limit: Limit
+    label: str                  # the UI control's label (the README's "control" column)
+    help: str                   # the UI control's info text
+    key: str                    # the PNG-info key
+    step: float = 0             # slider step (numbers)
+    group: str = "main"         # where the accordion shows it: main, upscaling, repetition or advanced
+    written_when: str | None = None   # PNG info only while this bool setting is on (None: always written)
+    axis: str | None = None     # X/Y/Z axis name, shown as "[DemoFusion] <axis>"
+    choices: str | None = None  # a list the host supplies (str settings): "upscalers"
+    aliases: tuple[str, ...] = ()     # earlier API names still accepted
 
-    scale           final size as a multiple of the base (phase-1) size; non-integer adds a last phase at it
-    stride          local window stride as a fraction of the window (0.5 = the official half-window stride)
-    view_batch_size views (local and global) evaluated per model call
-    cosine_scale_1  alpha1: how long the skip residual keeps the previous phase's structure
-    cosine_scale_2  alpha2: how long the dilated (global) paths dominate the local windows
-    cosine_scale_3  alpha3: how fast the blur of the dilated paths fades
-    sigma           blur strength of the dilated paths (0.8 in the official demos, 1.0 the pipeline default)
-    random_jitter   move the local windows by a seeded random offset at every evaluation (fewer seams)
-    phase_denoise   how much of each phase's schedule runs (1 = from full noise, as the paper)
-    decode_tile_size VAE decoder tile, in output pixels
-    phase_images    also return the image of each finished phase
-    upscaler        how a finished phase is enlarged for the next: "Latent" (DemoFusion's bicubic latent
-                    enlargement) or the name of a host upscaler applied to the decoded picture
-    patch_prompts   per-view prompts (AccDiffusion): each local window keeps only the prompt words whose phase-1
-                    cross-attention covers at least `prompt_keep_threshold` of it
-    prompt_keep_threshold  the share of a window a word's attention mask must cover for the word to stay (c)
-    window_interaction  the dilated global views swap their values per channel and cell before each model call,
-                    and swap the predictions back (AccDiffusion's window interaction)
-    """
 
-    scale: float = 2.0
-    stride: float = 0.5
-    view_batch_size: int = 16
-    cosine_scale_1: float = 3.0
-    cosine_scale_2: float = 1.0
-    cosine_scale_3: float = 1.0
-    sigma: float = 0.8
-    random_jitter: bool = True
-    phase_denoise: float = 1.0
-    decode_tile_size: int = 1024
-    phase_images: bool = False
-    upscaler: str = LATENT
-    patch_prompts: bool = False
-    prompt_keep_threshold: float = 0.3
-    window_interaction: bool = False
+def _number(name, default, low, high, step, label, help, key, kind=float, multiple_of=1, **kw) -> Setting:
+    return Setting(name, kind(default), Limit(low, high, kind, multiple_of), label, help, key, step=step, **kw)
 
+
+def _flag(name, default, label, help, key, **kw) -> Setting:
+    return Setting(name, default, Limit(0, 1, bool), label, help, key, **kw)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    _number("scale", 2, 1, 8, 0.5, "Scale", "Final size as a multiple of Width x Height; each whole step is one "
+            "more phase", "DemoFusion scale", axis="Scale"),
+    _number("stride", 0.5, 0.125, 1, 0.125, "Window stride", "How far local windows move, as a fraction of a "
+            "window: smaller = more overlap, fewer seams, slower", "DemoFusion stride", axis="Window stride"),
+    _number("view_batch_size", 16, 1, 64, 1, "View batch size", "Views per model call: higher is faster and uses "
+            "more VRAM", "DemoFusion view batch size", kind=int, group="advanced"),
+    _number("cosine_scale_1", 3, 0, 10, 0.1, "Skip residual strength (cosine scale 1)", "Higher lets go of the "
+            "previous phase sooner", "DemoFusion cosine scale 1", group="advanced"),
+    _number("cosine_scale_2", 1, 0, 10, 0.1, "Global view weight (cosine scale 2)", "Higher hands over to the "
+            "local windows sooner", "DemoFusion cosine scale 2", group="advanced"),
+    _number("cosine_scale_3", 1, 0, 10, 0.1, "Blur fade (cosine scale 3)", "Higher sharpens the global views "
+            "sooner", "DemoFusion cosine scale 3", group="advanced"),
+    _number("sigma", 0.8, 0.1, 5, 0.1, "Global blur (sigma)", "Blur of the dilated global views: higher keeps the "
+            "composition smoother", "DemoFusion sigma", axis="Sigma"),
+    _flag("random_jitter", True, "Random window jitter", "Move windows a little at every step: fewer seams",
+          "DemoFusion jitter", group="advanced"),
+    _number("phase_denoise", 1, 0.05, 1, 0.05, "Phase denoising strength", "How much each enlarged phase may "
+            "repaint: 1 = all of it (as the paper)", "DemoFusion phase denoise"),
+    _number("decode_tile_size", 1024, 256, 4096, 64, "VAE decode tile (px)", "Lower uses less VRAM when decoding "
+            "large images", "DemoFusion decode tile", kind=int, multiple_of=64, group="advanced"),
+    _flag("phase_images", False, "Also return the image of each earlier phase", "Earlier phases follow the final "
+          "image in the gallery and the API's images", "DemoFusion phase images", group="upscaling"),
+    Setting("upscaler", LATENT, Limit(0, 0, str), "Phase upscaler", "How each finished phase is enlarged for the "
+            "next: Latent (DemoFusion's own) or an upscaler on the decoded picture (keeps an img2img picture's "
+            "detail)", "DemoFusion upscaler", group="upscaling", axis="Phase upscaler", choices="upscalers"),
+    _flag("view_prompts", False, "Per-view prompts (fewer repeated objects)", "Each window keeps only the prompt "
+          "words phase 1 drew in its area (AccDiffusion)", "DemoFusion per-view prompts", group="repetition",
+          written_when="view_prompts", axis="Per-view prompts", aliases=("patch_prompts",)),
+    _number("prompt_keep_threshold", 0.3, 0, 1, 0.05, "Prompt keep threshold", "Share of a window a word must "
+            "cover to stay in its prompt", "DemoFusion prompt keep threshold", group="repetition",
+            written_when="view_prompts", axis="Prompt keep threshold"),
+    _flag("window_interaction", False, "Window interaction", "The dilated global views exchange values at every "
+          "step", "DemoFusion window interaction", group="repetition", written_when="window_interaction",
+          axis="Window interaction"),
+)
+BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+ALIASES: dict[str, str] = {alias: s.name for s in SETTINGS for alias in s.aliases}
+# Field name -> allowed values (the public name the engine API has always had)
+LIMITS: dict[str, Limit] = {s.name: s.limit for s in SETTINGS}
+
+
+class _Validated:
     def __post_init__(self):
         for f in dataclasses.fields(self):
             check(f.name, getattr(self, f.name))
 
     @classmethod
     def from_dict(cls, values: dict) -> "DemoFusionSettings":
-        unknown = sorted(set(values) - set(LIMITS))
+        values = {ALIASES.get(k, k): v for k, v in values.items()}
+        unknown = sorted(set(values) - set(BY_NAME))
         if unknown:
             raise ValueError(f"unknown DemoFusion setting(s) {', '.join(map(repr, unknown))}; "
-                             f"known: {', '.join(LIMITS)}")
+                             f"known: {', '.join(BY_NAME)}")
         return cls(**values)
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+DemoFusionSettings = dataclasses.make_dataclass(
+    "DemoFusionSettings", [(s.name, s.limit.kind, dataclasses.field(default=s.default)) for s in SETTINGS],
+    bases=(_Validated,), frozen=True, namespace={"__module__": __name__})
+DemoFusionSettings.__doc__ = ("Everything that shapes a DemoFusion generation beyond what the host's own sampler "
+                              "decides; validated on creation. Fields:\n" +
+                              "\n".join(f"    {s.name} = {s.default!r}: {s.label}. {s.help}" for s in SETTINGS))
 
 
 def check(name: str, value):

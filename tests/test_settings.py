@@ -10,7 +10,7 @@ def test_defaults_follow_the_official_pipeline():
     assert (s.cosine_scale_1, s.cosine_scale_2, s.cosine_scale_3) == (3.0, 1.0, 1.0)
     assert s.stride == 0.5 and s.random_jitter and s.sigma == 0.8 and s.view_batch_size == 16
     assert s.phase_denoise == 1.0 and s.scale == 2.0 and s.upscaler == "Latent"
-    assert not s.patch_prompts and s.prompt_keep_threshold == 0.3 and not s.window_interaction
+    assert not s.view_prompts and s.prompt_keep_threshold == 0.3 and not s.window_interaction
 
 
 BAD = [
@@ -35,7 +35,7 @@ BAD = [
     ("phase_images", "yes", "expected true or false"),
     ("upscaler", 4, "expected a name"),
     ("upscaler", " ", "expected a name"),
-    ("patch_prompts", "on", "expected true or false"),
+    ("view_prompts", "on", "expected true or false"),
     ("prompt_keep_threshold", 1.5, "allowed 0 .. 1"),
     ("window_interaction", 0, "expected true or false"),
 ]

@@ -2,9 +2,9 @@
 
 Forge's model object has no `apply_model` to hook. Fusion goes through the UNet function wrapper of
 a cloned UNet patcher instead (`set_model_unet_function_wrapper`, measured in
-../shared/forge-harness/README.md): it receives the unscaled sampler input, sigma per row, the
+docs/HOSTS.md): it receives the unscaled sampler input, sigma per row, the
 conditioning dict `c` and `cond_or_uncond` (uncond rows first), and returns x0. The phase loop, the
-skip residual and decoding are shared with A1111 (hosts/webui.py).
+skip residual and decoding are shared with every host (phase_loop.py, sampler_hooks.py).
 
 Forge resets `sd_model.forge_objects` before every sampling and other scripts patch it in
 `process_before_every_sampling`, so each phase >= 2 resets it, lets those scripts patch again, then
@@ -22,49 +22,15 @@ import contextlib
 import torch
 
 from modules import sd_models
-from modules.sd_samplers_common import InterruptedException
 
-from . import webui
 from ..controlnet_hints import hints_report, phase_hint, view_hints
-from ..counting import EvalCounter
-from .webui import DemoFusionError, RunRecord, refuse  # noqa: F401  (the script's entry points)
-from ..phase_runner import PhaseRunner
-from ..settings import DemoFusionSettings
-from ..skip_residual import anchor
+from ..view_batch import ViewBatch
 from ..view_conditioning import CropColumns, split_cond
-from .view_prompts import chunk_roles, window_indices
-
-
-def check_request(p, settings: DemoFusionSettings) -> None:
-    webui.check_request(p, settings)
-    model = p.sd_model
-    if not (model.is_sd1 or model.is_sd2 or model.is_sdxl):
-        raise DemoFusionError(f"DemoFusion supports SD1.x, SD2.x and SDXL checkpoints, not "
-                              f"{type(model).__name__}: load one of those, or turn DemoFusion off.")
-
-
-def install(p, settings: DemoFusionSettings, record: RunRecord) -> None:
-    webui.install(p, settings, record, run_phase, guard=unet_guard)
-
-
-@contextlib.contextmanager
-def unet_guard(p):
-    """Refuse, before each sampling starts, a UNet that another extension made impossible to cut into views."""
-    runner = p.scripts
-    if runner is None:
-        yield
-        return
-    original = runner.process_before_every_sampling
-
-    def checked(*args, **kwargs):
-        original(*args, **kwargs)
-        unet = p.sd_model.forge_objects.unet
-        served_controlnets(unet)
-        if "model_function_wrapper" in unet.model_options:
-            raise DemoFusionError("DemoFusion cannot run with another extension that replaces the UNet call "
-                                  "(e.g. MultiDiffusion Integrated): turn that extension off.")
-    with webui.restored(runner, "process_before_every_sampling", checked):
-        yield
+from .interface import Host
+from .model_call import FusedCall
+from .refusals import DemoFusionError
+from .sampler_hooks import restored
+from .view_prompts import chunk_roles
 
 
 def crop_columns(model) -> CropColumns | None:
@@ -73,79 +39,111 @@ def crop_columns(model) -> CropColumns | None:
     return CropColumns(embedder, embedder.dim) if embedder is not None else None
 
 
-def run_phase(p, phase, window, settings, start, z1, c, uc, view_batch=None,
-              strength: float = 1.0, view_prompts=None) -> tuple[torch.Tensor, int]:
-    ps = webui.new_phase(p, phase, window, settings, start, view_batch, strength)
-    model = p.sd_model
-    phase_one = model.forge_objects
-    model.forge_objects = model.forge_objects_after_applying_lora.shallow_copy()
-    try:
-        sd_models.apply_token_merging(model, p.get_token_merging_ratio())
-        if p.scripts is not None:
-            p.scripts.process_before_every_sampling(p, x=ps.z, noise=ps.noise, c=c, uc=uc)
+class Forge(Host):
+    name = "Forge"
+
+    def check_model(self, p) -> None:
+        model = p.sd_model
+        if not (model.is_sd1 or model.is_sd2 or model.is_sdxl):
+            raise DemoFusionError(f"DemoFusion supports SD1.x, SD2.x and SDXL checkpoints, not "
+                                  f"{type(model).__name__}: load one of those, or turn DemoFusion off.")
+
+    @contextlib.contextmanager
+    def run_guard(self, p):
+        """Refuse, before each sampling starts, a UNet that another extension made impossible to cut into views."""
+        runner = p.scripts
+        if runner is None:
+            yield
+            return
+        original = runner.process_before_every_sampling
+
+        def checked(*args, **kwargs):
+            original(*args, **kwargs)
+            unet = p.sd_model.forge_objects.unet
+            served_controlnets(unet)
+            if "model_function_wrapper" in unet.model_options:
+                raise DemoFusionError("DemoFusion cannot run with another extension that replaces the UNet call "
+                                      "(e.g. MultiDiffusion Integrated): turn that extension off.")
+        with restored(runner, "process_before_every_sampling", checked):
+            yield
+
+    @contextlib.contextmanager
+    def phase_patches(self, p, x, noise, c, uc):
+        """Forge resets the model's patchers before every sampling and other scripts patch them again: the phase
+        gets fresh ones, patched as for any sampling, and phase 1's are put back after it."""
+        model = p.sd_model
+        phase_one = model.forge_objects
+        model.forge_objects = model.forge_objects_after_applying_lora.shallow_copy()
+        try:
+            sd_models.apply_token_merging(model, p.get_token_merging_ratio())
+            if p.scripts is not None:
+                p.scripts.process_before_every_sampling(p, x=x, noise=noise, c=c, uc=uc)
+            yield
+        finally:
+            model.forge_objects = phase_one
+
+    def crop_columns(self, model):
+        return crop_columns(model)
+
+    def phase_control(self, p, phase) -> "PhaseControl":
+        return PhaseControl(served_controlnets(p.sd_model.forge_objects.unet), phase.shape)
+
+    @contextlib.contextmanager
+    def fused_model(self, p, fused: FusedCall, window):
+        """A clone of the phase's UNet patcher, wrapped so that each UNet call is the fused prediction, with memory
+        planned for one view batch, and ControlNet asked per view batch."""
+        model = p.sd_model
         unet = model.forge_objects.unet.clone()
-        crop = crop_columns(model)
         # Forge 2 / Neo name the sigma <-> timestep object `predictor`, reForge / Classic `model_sampling`
         predictor = getattr(unet.model, "predictor", None) or unet.model.model_sampling
-        control = PhaseControl(served_controlnets(unet), phase.shape)
-        fusion = FusionWrapper(ps.runner, predictor, crop, control, view_prompts)
-        unet.set_model_unet_function_wrapper(fusion)
+        unet.set_model_unet_function_wrapper(FusionWrapper(fused, predictor))
         estimate = unet.model_options.get("memory_peak_estimation_modifier", unet.memory_required)
-        # the UNet sees one view batch at a time, never the whole phase: let Forge plan memory for that
-        views = settings.view_batch_size
-        unet.set_memory_peak_estimation_modifier(
-            lambda shape: estimate([shape[0] * views, shape[1], window[0], window[1]]))
+        unet.set_memory_peak_estimation_modifier(view_batch_memory(estimate, fused.runner.view_batch, window))
         model.forge_objects.unet = unet
-        with control.per_view():
-            out = webui.sample_phase(p, ps, settings, c, uc)
-    finally:
-        model.forge_objects = phase_one
-    print(webui.phase_report(phase, ps.runner, fusion.counter, (["SDXL crop coordinates per view"] if crop else [])
-                             + control.report() + ([view_prompts.describe()] if view_prompts is not None else [])))
-    return anchor(out, z1), fusion.counter.calls
+        with fused.control.per_view():
+            yield
+
+
+def view_batch_memory(estimate, view_batch: ViewBatch, window: tuple[int, int]):
+    """The UNet sees one view batch at a time, never the whole phase: Forge plans memory for the run's current view
+    batch (read at each call: it shrinks after an out-of-memory error)."""
+    return lambda shape: estimate([shape[0] * view_batch.size, shape[1], window[0], window[1]])
 
 
 class FusionWrapper:
     """Forge's UNet function wrapper: one call = one fused evaluation, or a part of one (Forge splits rows by free
     memory, and calls cond and uncond apart when their prompts differ in length): the CFG denoiser's
-    evaluation() block (hosts/webui.py) keeps one layout for all parts."""
+    evaluation() block (sampler_hooks.py) keeps one layout for all parts. It receives the unscaled sampler input,
+    sigma per row, the conditioning dict `c` and `cond_or_uncond` (uncond rows first), and returns x0."""
 
-    def __init__(self, runner: PhaseRunner, predictor, crop: CropColumns | None, control: "PhaseControl",
-                 view_prompts=None):
-        self.runner, self.predictor, self.crop, self.control = runner, predictor, crop, control
-        self.view_prompts = view_prompts
-        self.counter = EvalCounter(None)
+    def __init__(self, fused: FusedCall, predictor):
+        self.fused, self.predictor = fused, predictor
 
     def __call__(self, model_function, params: dict) -> torch.Tensor:
+        fused = self.fused
         x, sigma, c = params["input"], params["timestep"], params["c"]
         chunks = list(params["cond_or_uncond"])
         rows = x.shape[0]
         per_chunk = sigma[:rows // len(chunks)]
         t = float(self.predictor.timestep(sigma[:1])[0])
-        self.counter.fn = model_function
+        fused.counter.fn = model_function
         spatial = {k: v for k, v in c.items() if k not in ("transformer_options", "control", "control_model")}
         options = c.get("transformer_options", {})
+        control = fused.control
 
-        def predict(xb, **kw):
-            if webui.interrupted():
-                raise InterruptedException
-            sb, cc = sigma.repeat(xb.shape[0] // rows), kw["c"]
-            if self.control.nets:
-                cc = dict(cc, control=self.control.get(kw["views"], xb, sb, cc, rows),
-                          control_model=self.control.nets[-1])
-            return self.counter(xb, sb, **cc)
+        def call(xb, views, cc):
+            sb = sigma.repeat(xb.shape[0] // rows)
+            if control.nets:
+                cc = dict(cc, control=control.get(views, xb, sb, cc, rows), control_model=control.nets[-1])
+            return fused.counter(xb, sb, **cc)
 
-        def condition(views):
-            n = len(views)
-            cc = split_cond(spatial, views, rows, x.shape[-2:], self.crop, vector_key="y")
-            cc["transformer_options"] = chunk_options(options, chunks * n, per_chunk)
-            if self.view_prompts is not None:
-                self.view_prompts.apply(cc["c_crossattn"], cc.get("y"), window_indices(self.runner, views), rows,
-                                        chunk_roles(chunks, rows),
-                                        keep_columns=2 * self.crop.width if self.crop is not None else None)
-            return {"c": cc, "views": views}
+        def split(views):
+            cc = split_cond(spatial, views, rows, x.shape[-2:], fused.crop, vector_key="y")
+            cc["transformer_options"] = chunk_options(options, chunks * len(views), per_chunk)
+            return cc, cc["c_crossattn"], cc.get("y")
         # the wrapper returns x0 = x - sigma eps, which moves one for one with the input at a fixed eps
-        return self.runner.predict(predict, x, t, condition, input_slope=1.0)
+        return fused.predict(x, t, call, split, chunk_roles(chunks, rows) if fused.view_prompts is not None else None,
+                             input_slope=1.0)
 
 
 def chunk_options(options: dict, chunks: list, sigmas: torch.Tensor) -> dict:
@@ -207,18 +205,15 @@ class PhaseControl:
             return
         head = self.nets[-1]
         self.get_control = head.get_control
-        head.get_control = lambda *args, **kwargs: None
         try:
-            yield
+            with restored(head, "get_control", lambda *args, **kwargs: None):
+                yield
         finally:
-            del head.get_control
             for net, mask in zip(self.nets, self.own_masks):
                 net.cond_hint, net.advanced_mask_weighting = None, mask
 
     def report(self) -> list[str]:
-        if not self.full:
-            return []
-        return [hints_report(len(self.nets), self.full + self.masks)]
+        return [hints_report(len(self.nets), self.full + self.masks)] if self.full else []
 
 
 def control_dtype(net) -> torch.dtype:

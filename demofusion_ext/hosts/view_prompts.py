@@ -88,7 +88,7 @@ class ImageWords:
 
 
 @dataclass
-class PhasePrompts:
+class PhaseViewPrompts:
     """The cond rows of one phase's local windows (by unjittered window index), per image; None = the full prompt."""
     rows: list[dict[int, tuple]]              # per window: {image: (crossattn [T, C], vector [D] | None)}
     encoded: int = 0
@@ -147,13 +147,7 @@ def prompt_word_model(engine, text: str, steps: int):
     return line, segs, words, positions
 
 
-def phase1_maps(prompts: "PatchPrompts", image: int, line: str, latent_hw) -> torch.Tensor | None:
-    """[context tokens, h, w] phase-1 maps of one image (a module-level seam: tests inject synthetic maps here,
-    since a tiny random model's attention means nothing)."""
-    return prompts.capture.maps(image, latent_hw) if prompts.capture is not None else None
-
-
-class PatchPrompts:
+class ViewPrompts:
     """One image batch's per-view prompts: capture in phase 1, then `for_phase` before each later phase."""
 
     def __init__(self, p, settings, prompts: list[str]):
@@ -162,6 +156,10 @@ class PatchPrompts:
         self.capture: AttentionCapture | None = None
         self.images: list[ImageWords | None] = []
         self.notes: list[str] = []
+
+    def phase1_maps(self, image: int, latent_hw) -> torch.Tensor | None:
+        """[context tokens, h, w] phase-1 maps of one image."""
+        return self.capture.maps(image, latent_hw) if self.capture is not None else None
 
     def unet(self):
         model = self.p.sd_model
@@ -205,7 +203,7 @@ class PatchPrompts:
         if isinstance(found, str):
             return self._note(found)
         line, segs, words, positions = found
-        maps = phase1_maps(self, b, line, latent_hw)
+        maps = self.phase1_maps(b, latent_hw)
         if maps is None:
             return self._note("no cross-attention was recorded in phase 1")
         if max(positions, default=-1) >= maps.shape[0]:
@@ -213,7 +211,7 @@ class PatchPrompts:
         spans = [list(range(w.start, w.stop)) for w in words]
         return ImageWords(segs, words, word_maps(maps[positions], spans))
 
-    def for_phase(self, phase, window: tuple[int, int]) -> PhasePrompts | None:
+    def for_phase(self, phase, window: tuple[int, int]) -> PhaseViewPrompts | None:
         """The per-window cond rows of `phase` (encoded here, before the phase samples)."""
         if not any(self.images):
             return None
@@ -251,7 +249,7 @@ class PatchPrompts:
             for i, text in enumerate(per_window or []):
                 if text is not None:
                     rows[i][b] = encoded[text]
-        return PhasePrompts(rows, encoded=len(texts), capture_bytes=self.capture.nbytes if self.capture is not None else 0)
+        return PhaseViewPrompts(rows, encoded=len(texts), capture_bytes=self.capture.nbytes if self.capture is not None else 0)
 
     def _encode(self, texts: list[str]) -> dict[str, tuple]:
         """Each distinct view text once, in one batch, as the WebUI encodes prompts."""

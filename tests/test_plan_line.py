@@ -4,7 +4,7 @@ import torch
 
 from demofusion_ext import DemoFusionSettings, EvalCounter, run_demofusion
 from demofusion_ext.phases import entry_phase, plan_phases
-from demofusion_ext.plan_summary import phase_one_steps, plan_counts, plan_summary
+from demofusion_ext.script.plan_line import phase_one_steps, plan_counts, plan_summary
 from tiny_models import sd1_predict
 
 

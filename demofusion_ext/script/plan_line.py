@@ -1,4 +1,4 @@
-"""The line the UI shows under Scale: the output size and the model evaluations a generation will make, from the
+"""The line the accordion shows under Scale: the output size and the model evaluations a generation will make, from the
 engine's own plan (phases.py, views.py), so it cannot drift from what runs.
 
 Counts are base-size views per image, for a sampler with one model evaluation per step (x2 rows with CFG):
@@ -8,7 +8,7 @@ covers a later phase enters there, and the phases below it are skipped (phases.e
 """
 from __future__ import annotations
 
-from .phases import entry_phase, model_evaluations, plan_phases
+from ..phases import entry_phase, model_evaluations, plan_phases
 
 
 def phase_one_steps(steps: int, denoising: float | None) -> int:

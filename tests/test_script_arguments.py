@@ -1,6 +1,6 @@
 import pytest
 
-from demofusion_ext.api_args import ARG_NAMES, INFOTEXT_KEYS, infotext_items, parse_args
+from demofusion_ext.script.arguments import ARG_NAMES, INFOTEXT_KEYS, infotext_items, parse_args
 from demofusion_ext.settings import DemoFusionSettings
 
 
@@ -52,7 +52,7 @@ def test_anti_repetition_keys_are_written_only_when_on():
     off = infotext_items(DemoFusionSettings())
     assert list(off)[0] == "DemoFusion" and list(off)[-1] == "DemoFusion upscaler"
     assert not any("prompt" in k or "interaction" in k for k in off)
-    on = infotext_items(DemoFusionSettings(patch_prompts=True, prompt_keep_threshold=0.4))
+    on = infotext_items(DemoFusionSettings(view_prompts=True, prompt_keep_threshold=0.4))
     assert on["DemoFusion per-view prompts"] is True and on["DemoFusion prompt keep threshold"] == 0.4
     assert "DemoFusion window interaction" not in on
     assert infotext_items(DemoFusionSettings(window_interaction=True))["DemoFusion window interaction"] is True
