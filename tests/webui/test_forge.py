@@ -104,3 +104,15 @@ def test_forges_unet_patches_are_active_in_demofusion_phases(forge, patch):
     assert np.abs(a - b).mean() < 0.1                  # the same request again: the same picture
     assert np.abs(a - c).mean() > 1.0, patch
     assert forge.txt2img(plain_request())[1]["images"][0] == forge.baseline
+
+
+def test_memory_is_planned_for_the_view_batch_in_use(forge):
+    """An out-of-memory error in phase 2 shrinks the view batch (13 views x 2 rows -> 6 -> 3 views per call, the
+    probe letting at most 8 rows through); phase 3 then plans memory for 3 views, not the setting's 16."""
+    req = demofusion([dict(ON, scale=3, view_batch_size=16)], width=64, height=64)
+    req["alwayson_scripts"]["dfunet"] = {"args": [True, None, 8]}
+    status, r = forge.txt2img(req)
+    assert status == 200 and "DemoFusion error" not in r["info"], r
+    assert images(r)[0].size == (192, 192)
+    planned = {m["job"]: m["shape"][0] for m in forge.get("/dfunet/calls")["memory"]}
+    assert planned == {0: 2, 1: 2 * 16, 2: 2 * 3}, planned

@@ -174,3 +174,13 @@ def test_per_view_prompts_with_a_unit(forge):
     calls = forge.get("/dfunet/calls")
     assert_windows_got_their_words(calls["calls"], forge.sdxl)
     assert all(c["control"] for c in calls["calls"] if c["job"] == 1)
+
+
+def test_another_extensions_get_control_hook_is_left_in_place(forge):
+    """DemoFusion stubs the head unit's get_control in phases >= 2 and puts back exactly what was there: here the
+    probe's own instance hook, set as another extension would."""
+    status, r = forge.txt2img(request([dict(ON, scale=2)], [unit(forge, coordinate_image(64, 64))], probe=True,
+                                      width=64, height=64))
+    assert status == 200, r
+    hooks = forge.get("/dfunet/calls")["get_control"]
+    assert [h["job"] for h in hooks] == [0, 1] and all(h["intact"] for h in hooks), hooks

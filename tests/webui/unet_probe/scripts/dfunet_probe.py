@@ -13,6 +13,10 @@ four pixels of its hint rows: channels 0 and 1 at (0, 0), (0, 8), (8, 0) and the
 DemoFusion's own functions, the picture latent an
 img2img run started from and the latent of the final decode. GET /dfunet/calls returns them with the mean absolute
 distance of the final latent from the picture latent enlarged to its size.
+A third argument n > 0 makes every UNet call of more than n rows after phase 1 raise torch's out-of-memory error, as
+a small GPU would. On Forge it also records the shapes the sampler plans memory for in each phase ("memory"), and
+hooks the head ControlNet's get_control as another extension would, reporting whether that hook was still in
+place when the request ended ("get_control").
 """
 from modules import script_callbacks, scripts, shared
 
@@ -61,15 +65,16 @@ class DFUNetProbe(scripts.Script):
 
     def ui(self, is_img2img):
         import gradio as gr
-        return [gr.Checkbox(value=False, visible=False, label="dfunet"), gr.State(None)]
+        return [gr.Checkbox(value=False, visible=False, label="dfunet"), gr.State(None), gr.Number(value=0, visible=False)]
 
-    def process(self, p, enabled=False, inject=None, *args):
-        self.undo = []
+    def process(self, p, enabled=False, inject=None, oom_above=0, *args):
+        self.undo, self.heads = [], []
         if not enabled:
             return
-        from demofusion_ext.hosts import webui
+        import torch
+        from demofusion_ext.hosts import pictures
         STATE.clear()
-        STATE.update(calls=[], control=[], picture=None, final=None)
+        STATE.update(calls=[], control=[], picture=None, final=None, memory=[], get_control=[])
         unet = diffusion_model()
         forward = unet.forward
 
@@ -87,17 +92,19 @@ class DFUNetProbe(scripts.Script):
             if crops is not None and kw.get("y") is not None:
                 call["crops"] = crops(kw["y"])
             STATE["calls"].append(call)
+            if oom_above and shared.state.job_no >= 1 and x.shape[0] > oom_above:
+                raise torch.OutOfMemoryError(f"dfunet: {x.shape[0]} rows do not fit (limit {oom_above})")
             return forward(x, *a, **kw)
 
         def wrap(name, keep):
-            original = getattr(webui, name)
+            original = getattr(pictures, name)
 
             def wrapped(*a, **kw):
                 out = original(*a, **kw)
                 keep(a, out)
                 return out
-            setattr(webui, name, wrapped)
-            self.undo.append(lambda: setattr(webui, name, original))
+            setattr(pictures, name, wrapped)
+            self.undo.append(lambda: setattr(pictures, name, original))
         had = unet.__dict__.get("forward")
         unet.forward = recording_forward
         self.undo.append(lambda: unet.__dict__.pop("forward") if had is None else setattr(unet, "forward", had))
@@ -120,10 +127,11 @@ class DFUNetProbe(scripts.Script):
         import torch
         from modules import prompt_parser
         from demofusion_ext.hosts import view_prompts as vp
-        original = vp.phase1_maps
+        original = vp.ViewPrompts.phase1_maps
 
-        def synthetic(prompts, image, line, latent_hw):
+        def synthetic(prompts, image, latent_hw):
             engine = prompts.engine
+            line = vp.prompt_word_model(engine, prompts.prompts[image], prompts.p.steps)[0]
             ids, _, positions = vp.flat_tokens(engine, line)
             h, w = latent_hw
             chunks = max(positions) // 77 + 1 if positions else 1
@@ -134,8 +142,8 @@ class DFUNetProbe(scripts.Script):
                     if i in targets:
                         maps[t, :, cols] = 1.0
             return maps
-        vp.phase1_maps = synthetic
-        self.undo.append(lambda: setattr(vp, "phase1_maps", original))
+        vp.ViewPrompts.phase1_maps = synthetic
+        self.undo.append(lambda: setattr(vp.ViewPrompts, "phase1_maps", original))
         texts = spec["texts"]
         with torch.no_grad():
             cond = p.sd_model.get_learned_conditioning(prompt_parser.SdConditioning(list(texts.values()),
@@ -166,14 +174,40 @@ class DFUNetProbe(scripts.Script):
             return out
         return labels
 
+    def process_before_every_sampling(self, p, enabled=False, *args, **kwargs):
+        """Forge: record the shapes the sampler plans memory for (through a memory estimate of this probe's own, as
+        another extension might set one), and hook the head ControlNet's get_control as another extension would."""
+        objects = getattr(shared.sd_model, "forge_objects", None)
+        if not enabled or objects is None:
+            return
+        unet, job = objects.unet, shared.state.job_no
+        inner = unet.model_options.get("memory_peak_estimation_modifier", unet.memory_required)
+
+        def estimate(shape):
+            STATE["memory"].append({"job": job, "shape": list(shape)})
+            return inner(shape)
+        unet.set_memory_peak_estimation_modifier(estimate)
+        nets = unet.list_controlnets()
+        if nets:
+            head, original = nets[0], nets[0].get_control
+
+            def get_control(*a, **kw):
+                return original(*a, **kw)
+            head.get_control = get_control
+            self.heads.append((job, head, get_control))
+
     def postprocess(self, p, processed, *args):
         for undo in reversed(getattr(self, "undo", [])):
             undo()
         self.undo = []
+        for job, head, hook in getattr(self, "heads", []):
+            STATE["get_control"].append({"job": job, "intact": head.__dict__.get("get_control") is hook})
+            head.__dict__.pop("get_control", None)
+        self.heads = []
 
 
 def report():
-    out = {"calls": STATE.get("calls", []), "control": STATE.get("control", [])}
+    out = {k: STATE.get(k, []) for k in ("calls", "control", "memory", "get_control")}
     picture, final = STATE.get("picture"), STATE.get("final")
     if picture is not None and final is not None:
         from demofusion_ext.upscale import upscale_latent
