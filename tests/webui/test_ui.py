@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from demofusion_ext.plan_summary import plan_summary
+from demofusion_ext.script.plan_line import plan_summary
 from webui_client import HARNESS, demofusion, images, phase_log_lines, xyz_axis_choices
 
 HERE = pathlib.Path(__file__).resolve().parent

@@ -6,7 +6,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from demofusion_ext.plan_summary import plan_counts
+from demofusion_ext.script.plan_line import plan_counts
 from webui_client import demofusion, has, images, picture, plain_request, small, xyz_axis_choices
 
 ON = {"enabled": True}
