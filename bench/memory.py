@@ -41,7 +41,7 @@ def rss_kib(field):
 
 # (a) "Also return the image of each earlier phase": the WebUI adapter keeps each finished phase's decoded images
 # until postprocess. Before (818b928) it kept the decoder's float32 [B, 3, H, W] in [-1, 1]; now it keeps
-# to_uint8 of it. demofusion_ext/hosts/webui.py imports the WebUI's `modules`, so its to_uint8 is copied here.
+# to_uint8 of it. demofusion_ext/hosts/pictures.py imports the WebUI's `modules`, so its to_uint8 is copied here.
 MODELS = {"SDXL": 128, "SD1.5": 64}        # base latent cells (1024 px, 512 px)
 PHASE_SCALE = 4
 PHASE_IMAGES_BEFORE = "818b928"             # the representation reproduced as "before" (not --before's engine)
@@ -273,7 +273,7 @@ while the output grows.
 
 The adapter keeps each earlier phase's decoded images until postprocess: phases 1..{PHASE_SCALE - 1} of {PHASE_SCALE}x,
 {sizes("SDXL")} px for SDXL and {sizes("SD1.5")} px for SD1.5. Before ({PHASE_IMAGES_BEFORE}) it kept the decoder's float32
-[B, 3, H, W]; now `to_uint8` (hosts/webui.py, copied here) keeps uint8 [B, H, W, 3]: 4x smaller (kept MiB, exact
+[B, 3, H, W]; now `to_uint8` (hosts/pictures.py, copied here) keeps uint8 [B, H, W, 3]: 4x smaller (kept MiB, exact
 arithmetic, checked against the tensors held: {sdxl_kept[0] / 2**20:.0f} -> {sdxl_kept[1] / 2**20:.0f} MiB for SDXL
 at 4x, batch 4). Peaks measured in fresh child processes with the real tiled decoder (1024 px tiles, the adapter's
 overlap) and a stand-in VAE without activations (nearest 8x upsampling), so they are the decoder's buffers plus
