@@ -6,9 +6,9 @@ import time
 import torch
 
 from common import sd15_unet, table, write_section
-from demofusion_ext.attention_capture import AttentionCapture, cross_attentions
+from demofusion_ext.anti_repetition.attention_capture import AttentionCapture, cross_attentions
 from demofusion_ext.phases import plan_phases
-from demofusion_ext.prompt_masks import window_word_sets
+from demofusion_ext.anti_repetition.prompt_masks import window_word_sets
 from demofusion_ext.views import local_views
 
 ap = argparse.ArgumentParser()

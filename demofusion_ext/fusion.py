@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from .blur import gaussian_blur
 from .view_batch import ViewBatch
 from .views import Layout, View
-from .window_interaction import cell_permutations, shuffle_views, unshuffle_views
+from .anti_repetition.window_interaction import cell_permutations, shuffle_views, unshuffle_views
 
 Predict = Callable[..., torch.Tensor]
 Condition = Callable[[Sequence[View]], dict]

@@ -19,7 +19,7 @@ from .settings import DemoFusionSettings
 from .skip_residual import noised, noised_vp, skip_residual
 from .view_batch import ViewBatch
 from .views import Layout, View, jitter_rng, make_layout, size_multiple
-from .window_interaction import interaction_generator
+from .anti_repetition.window_interaction import interaction_generator
 
 
 class PhaseRunner:

@@ -2,7 +2,7 @@
 probabilities of the cond rows, whatever attention implementation runs, and no hook outlives the capture."""
 import torch
 
-from demofusion_ext.attention_capture import AttentionCapture, cross_attentions
+from demofusion_ext.anti_repetition.attention_capture import AttentionCapture, cross_attentions
 from tiny_models import tiny_unet
 
 

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from demofusion_ext.prompt_masks import (MapAccumulator, coverage, kept_words, masks_at, opening_iterations,
+from demofusion_ext.anti_repetition.prompt_masks import (MapAccumulator, coverage, kept_words, masks_at, opening_iterations,
                                          window_word_sets, word_maps, word_masks)
 from demofusion_ext.views import View, local_views
 

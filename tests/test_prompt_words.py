@@ -12,7 +12,7 @@ import unicodedata
 
 import pytest
 
-from demofusion_ext.prompt_words import (
+from demofusion_ext.anti_repetition.prompt_words import (
     Word, chunk_content, content_positions, flat_ids, is_break, kept_token_weights, prompt_words, render,
     round_trip_ok, weight_text,
 )

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from demofusion_ext import DemoFusionSettings, PhaseRunner, fused_prediction, jitter_rng, make_layout, plan_phases
-from demofusion_ext.window_interaction import (cell_permutations, interaction_generator, interaction_seed,
+from demofusion_ext.anti_repetition.window_interaction import (cell_permutations, interaction_generator, interaction_seed,
                                                shuffle_views, unshuffle_views)
 
 CPU = torch.device("cpu")

@@ -15,9 +15,9 @@ import torch
 
 from modules import devices, prompt_parser, shared
 
-from ..attention_capture import AttentionCapture
-from ..prompt_masks import window_word_sets, word_maps
-from ..prompt_words import chunk_content, flat_ids, kept_token_weights, prompt_words, render, round_trip_ok
+from ..anti_repetition.attention_capture import AttentionCapture
+from ..anti_repetition.prompt_masks import window_word_sets, word_maps
+from ..anti_repetition.prompt_words import chunk_content, flat_ids, kept_token_weights, prompt_words, render, round_trip_ok
 
 
 class RowTracker:

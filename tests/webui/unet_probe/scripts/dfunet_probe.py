@@ -229,7 +229,7 @@ def words(body: dict):
     renders a text that tokenizes back to exactly those words' ids and weights."""
     from modules import extra_networks
     from demofusion_ext.hosts import view_prompts as vp
-    from demofusion_ext.prompt_words import kept_token_weights, render, round_trip_ok
+    from demofusion_ext.anti_repetition.prompt_words import kept_token_weights, render, round_trip_ok
     engine = vp.text_engine(shared.sd_model)
     out = []
     for prompt in body["prompts"]:

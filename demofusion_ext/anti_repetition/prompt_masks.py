@@ -17,7 +17,7 @@ from collections.abc import Hashable, Sequence
 import torch
 import torch.nn.functional as F
 
-from .views import View, local_views
+from ..views import View, local_views
 
 
 def opening_iterations(rows: int) -> int:
