@@ -133,7 +133,6 @@ class MapAccumulator:
     def __init__(self):
         self._sum: dict[Hashable, torch.Tensor] = {}
         self._rows: dict[Hashable, int] = {}
-        self._adds: dict[Hashable, int] = {}
 
     def add(self, key: Hashable, probs: torch.Tensor, size: tuple[int, int] | None = None) -> None:
         """Add maps under `key`.
@@ -156,9 +155,8 @@ class MapAccumulator:
             self._sum[key] += total.to(self._sum[key].device)
         else:
             self._sum[key] = total
-            self._rows[key], self._adds[key] = 0, 0
+            self._rows[key] = 0
         self._rows[key] += rows
-        self._adds[key] += 1
 
     def mean(self, key: Hashable) -> torch.Tensor:
         """[tokens, h, w] float32: the mean of every map set added under `key`."""
@@ -167,10 +165,6 @@ class MapAccumulator:
     def count(self, key: Hashable) -> int:
         """Map sets (rows) summed under `key`."""
         return self._rows.get(key, 0)
-
-    def adds(self, key: Hashable) -> int:
-        """Calls of `add` under `key` (e.g. model evaluations)."""
-        return self._adds.get(key, 0)
 
     def keys(self) -> list:
         return list(self._sum)

@@ -138,12 +138,6 @@ def chunk_content(chunks: Sequence[Sequence[int]], bos: int, eos: int,
     return positions, ids
 
 
-def content_positions(chunks: Sequence[Sequence[int]], bos: int, eos: int, pad: Optional[int] = None) -> list[int]:
-    """The context positions of the content tokens (see `chunk_content`). Word w's positions are
-    content_positions(...)[w.start:w.stop] once the content ids equal `flat_ids(words)`."""
-    return chunk_content(chunks, bos, eos, pad)[0]
-
-
 def weight_text(weight: float) -> str:
     """A weight as the WebUI's parser reads it back to the same float: repr digits, never an exponent
     (the parser takes [+-]?[.0-9]+ only). Non-finite weights cannot be written; the round trip then fails."""
