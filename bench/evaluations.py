@@ -1,4 +1,4 @@
-"""1. Model evaluations per generation at scales 2, 3, 4 against ALGORITHM.md section 5's cost model."""
+"""1. Model evaluations per generation at scales 2, 3, 4 against docs/ALGORITHM.md section 5's cost model."""
 import argparse
 
 import torch

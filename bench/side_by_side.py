@@ -1,6 +1,6 @@
 """5. This extension against Tiled Diffusion's DemoFusion mode in the real WebUI harness, same request.
 
-Needs the harness (shared/webui-harness) with Tiled Diffusion exported into webui/extensions/
+Needs the A1111 harness (docs/TESTING.md, "Harnesses") with Tiled Diffusion exported into webui/extensions/
 (pkuliyi2015/multidiffusion-upscaler-for-automatic1111, fetched, never committed). Starts its own API server
 with this checkout and the test probe (which counts every UNet call of both extensions).
 """

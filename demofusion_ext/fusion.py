@@ -1,4 +1,4 @@
-"""The fused prediction (ALGORITHM.md section 3): one model evaluation of a phase >= 2, made of views.
+"""The fused prediction (docs/ALGORITHM.md section 3): one model evaluation of a phase >= 2, made of views.
 
 P = (1 - c2) * mean of the local window predictions + c2 * the dilated predictions written back on
 their sub-grids. Views of equal shape share model calls (local and global together), up to

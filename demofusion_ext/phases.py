@@ -53,7 +53,7 @@ def entry_phase(phases: list[Phase], picture: tuple[int, int] | None) -> Phase:
 
 
 def model_evaluations(phases: list[Phase], window: tuple[int, int], stride: float) -> list[tuple[int, int]]:
-    """(local views, global views) per fused evaluation of each phase: the cost model of ALGORITHM.md section 5."""
+    """(local views, global views) per fused evaluation of each phase: the cost model of docs/ALGORITHM.md section 5."""
     from .views import window_starts, window_stride
     out = []
     for ph in phases:

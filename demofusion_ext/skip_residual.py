@@ -1,4 +1,4 @@
-"""Skip residual (ALGORITHM.md section 2) and the per-phase mean/std anchoring.
+"""Skip residual (docs/ALGORITHM.md section 2) and the per-phase mean/std anchoring.
 
 The skip residual replaces the SAMPLER'S OWN STATE, not just the model input, so that the sampler
 continues from the mixed state: x <- (1 - c1) x + c1 (z + sigma n).

@@ -1,4 +1,4 @@
-"""The fused prediction against a reference written here from ALGORITHM.md section 3, on a tiny real UNet."""
+"""The fused prediction against a reference written here from docs/ALGORITHM.md section 3, on a tiny real UNet."""
 import math
 
 import torch

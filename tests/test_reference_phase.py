@@ -1,4 +1,4 @@
-"""Whole phases >= 2 against a reference written here, in plain torch, straight from ALGORITHM.md sections 1-3.
+"""Whole phases >= 2 against a reference written here, in plain torch, straight from docs/ALGORITHM.md sections 1-3.
 
 The reference shares only the random draws with the engine (phase-1 latent, each phase's start noise, the jitter
 stream) and the schedule's sigmas and sigma -> t. Everything else is restated below: the skip residual mixed into
@@ -34,7 +34,7 @@ def model64(unet_sd1, text):
 # ---- the reference ---------------------------------------------------------------------------------------------
 
 def starts(length, window, stride):
-    """Window starts every `stride`, the last one flush with the end (section 3, local paths)."""
+    """Window starts every `stride`, the last one flush with the end (docs/ALGORITHM.md section 3, local paths)."""
     out, s = [], 0
     while True:
         if s + window >= length:
