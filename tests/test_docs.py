@@ -262,13 +262,15 @@ def test_every_engine_api_name_exists(docs):
 
 
 def test_every_public_function_and_class_of_the_engine_is_in_the_api_table(docs):
-    """Modules that need a WebUI to import (the host adapters) are not the engine; every other module of the
-    package counts, whatever it is called."""
+    """The host adapters (the `hosts` sub-package, whose modules need a WebUI to import) are not the engine; every
+    other module of the package counts, whatever it is called."""
     listed = [obj for _, _, obj in api_names(docs) if not isinstance(obj, LookupError)]
     unlisted = []
     for package in {package for package, _ in api_tables(docs)}:
         root = importlib.import_module(package)
         for info in pkgutil.walk_packages(root.__path__, package + "."):
+            if info.name == f"{package}.hosts" or info.name.startswith(f"{package}.hosts."):
+                continue
             try:
                 module = importlib.import_module(info.name)
             except ModuleNotFoundError as e:
