@@ -182,10 +182,12 @@ class DFUNetProbe(scripts.Script):
             return
         unet, job = objects.unet, shared.state.job_no
         inner = unet.model_options.get("memory_peak_estimation_modifier", unet.memory_required)
+        inner = getattr(inner, "dfunet_inner", inner)    # Forge shares model_options across phases: chain once
 
         def estimate(shape):
             STATE["memory"].append({"job": job, "shape": list(shape)})
             return inner(shape)
+        estimate.dfunet_inner = inner
         unet.set_memory_peak_estimation_modifier(estimate)
         nets = unet.list_controlnets()
         if nets:
