@@ -8,6 +8,7 @@ from .counting import EvalCounter
 from .fusion import fused_prediction
 from .phase_runner import PhaseRunner
 from .phases import Phase, dilation_for, model_evaluations, plan_phases
+from .seeds import jitter_rng
 from .settings import LIMITS, DemoFusionSettings
 from .skip_residual import anchor, noised, noised_vp, skip_residual
 from .standalone.driver import phase_sigmas, run_demofusion, seeded_noise
@@ -15,7 +16,7 @@ from .standalone.noise_schedule import DiscreteSchedule
 from .tiled_vae import tiled_decode, tiled_encode
 from .upscale import upscale_latent
 from .view_batch import ViewBatch, is_out_of_memory
-from .views import Layout, View, global_views, jitter_rng, local_views, make_layout
+from .views import Layout, View, global_views, local_views, make_layout
 
 __all__ = [
     "DemoFusionSettings", "LIMITS", "Phase", "plan_phases", "dilation_for", "model_evaluations",

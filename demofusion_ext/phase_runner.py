@@ -18,8 +18,8 @@ from .phases import Phase
 from .settings import DemoFusionSettings
 from .skip_residual import noised, noised_vp, skip_residual
 from .view_batch import ViewBatch
-from .views import Layout, View, jitter_rng, make_layout, size_multiple
-from .window_interaction import interaction_generator
+from .seeds import interaction_generator, jitter_rng
+from .views import Layout, View, make_layout, size_multiple
 
 
 class PhaseRunner:

@@ -138,8 +138,3 @@ def size_multiple(window: tuple[int, int], limit: int = 8) -> int:
     while m > 1 and (window[0] % m or window[1] % m):
         m //= 2
     return m
-
-
-def jitter_rng(seed: int, phase: int, evaluation: int) -> random.Random:
-    """A reproducible jitter stream per (seed, phase, model evaluation)."""
-    return random.Random(f"demofusion:{seed}:{phase}:{evaluation}")

@@ -1,14 +1,12 @@
 """Window interaction (AccDiffusion): the global views swap their values per (channel, cell) before the model and
 their predictions back after it. Pointwise models cannot tell; models that mix cells or views can."""
-import hashlib
-
 import pytest
 import torch
 import torch.nn.functional as F
 
 from demofusion_ext import DemoFusionSettings, PhaseRunner, fused_prediction, jitter_rng, make_layout, plan_phases
-from demofusion_ext.window_interaction import (cell_permutations, interaction_generator, interaction_seed,
-                                               shuffle_views, unshuffle_views)
+from demofusion_ext.seeds import interaction_generator
+from demofusion_ext.window_interaction import cell_permutations, shuffle_views, unshuffle_views
 
 CPU = torch.device("cpu")
 
@@ -63,13 +61,8 @@ def test_draws_are_seeded_and_per_evaluation():
     assert not torch.equal(perms(seed=1), perms(seed=2))
 
 
-def test_the_interaction_stream_is_not_the_jitter_stream():
-    seeds = {interaction_seed(s, p, e) for s in range(3) for p in range(2, 4) for e in range(20)}
-    assert len(seeds) == 3 * 2 * 20
-    for s, p, e in [(0, 2, 0), (1, 2, 5), (123, 3, 9)]:
-        jitter_key = f"demofusion:{s}:{p}:{e}".encode()      # views.jitter_rng's key
-        assert interaction_seed(s, p, e) != int.from_bytes(hashlib.sha256(jitter_key).digest()[:8], "little") & (2 ** 63 - 1)
-        assert interaction_seed(s, p, e) not in (s, p, e)
+def test_the_option_leaves_the_jitter_stream_alone():
+    """(That the interaction and jitter streams are apart: test_seeds.py.)"""
     # the option draws nothing from the jitter stream: the windows stay where they were
     phase = plan_phases(16, 16, 2)[1]
     x = randn(1, 4, 32, 32)

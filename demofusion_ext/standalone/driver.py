@@ -11,7 +11,6 @@ which the driver tells from the sampler's callbacks and `calls_per_step`.
 """
 from __future__ import annotations
 
-import hashlib
 from typing import Callable, Sequence
 
 import torch
@@ -19,6 +18,7 @@ import torch
 from ..fusion import Condition
 from ..phase_runner import PhaseRunner
 from ..phases import Phase, plan_phases
+from ..seeds import noise_generator
 from ..settings import DemoFusionSettings
 from ..skip_residual import anchor
 from ..step_starts import StepStarts
@@ -28,18 +28,10 @@ from .noise_schedule import DiscreteSchedule
 from .sampler_interface import exact_sigma, on_device, sampler_function, takes_noise_sampler
 
 
-def draw_key(seed: int, *purpose) -> int:
-    """A 63-bit generator seed for one draw, e.g. (seed, "phase", 2) or (seed, "step", 2, 5): distinct names
-    never share a stream (seed * 1009 + phase and 1000 * phase + step could)."""
-    name = ":".join(str(p) for p in (seed,) + purpose).encode()
-    return int.from_bytes(hashlib.sha256(name).digest()[:8], "little") >> 1
-
-
 def seeded_noise(seeds: Sequence[int], device=None, dtype=torch.float32) -> Callable[..., torch.Tensor]:
-    """noise(shape, *purpose): one CPU generator per image seed and purpose, moved to `device` in `dtype`."""
+    """noise(shape, *purpose): one CPU generator per image seed and purpose (seeds.py), moved to `device` in `dtype`."""
     def noise(shape, *purpose) -> torch.Tensor:
-        draws = [torch.randn(shape[1:], generator=torch.Generator("cpu").manual_seed(draw_key(s, *purpose)),
-                             device="cpu") for s in seeds]
+        draws = [torch.randn(shape[1:], generator=noise_generator(s, *purpose), device="cpu") for s in seeds]
         return torch.stack(draws).to(device=device, dtype=dtype)
     return noise
 
