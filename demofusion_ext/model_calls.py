@@ -1,9 +1,10 @@
-"""A counter of model evaluations for benchmarks: calls and batch elements (rows)."""
+"""Counts the model calls of a phase: the "N UNet calls, M rows" of each phase report, and the benchmarks' cost."""
 from __future__ import annotations
 
 
-class EvalCounter:
-    """Wraps a prediction callable and counts what passes through it."""
+class CallCounter:
+    """Wraps a prediction callable (`fn`, which a host may set later) and counts the calls that pass through it and
+    their rows (batch elements: views times images times cond/uncond)."""
 
     def __init__(self, fn):
         self.fn = fn
