@@ -189,7 +189,7 @@ def test_views_rounded_up_for_the_model_see_the_references_blur():
     g = g / g.sum()
     blurred = F.conv2d(xp, (g[:, None] * g[None, :])[None, None].repeat(4, 1, 1, 1), padding=k // 2, groups=4)
     blurred = (blurred - blurred.mean()) / blurred.std() * xp.std() + xp.mean()
-    extra_h, extra_w = layout.dilated_pad[0] - ph, layout.dilated_pad[1] - pw            # multiples of d: whole view rows
+    extra_h, extra_w = layout.dilated_pad[0] - ph, layout.dilated_pad[1] - pw        # multiples of d: whole view rows
     for n, (i, j) in enumerate((i, j) for i in range(d) for j in range(d)):
         v = views[n:n + 1]
         torch.testing.assert_close(v[..., extra_h // d:, extra_w // d:], blurred[..., i::d, j::d], atol=1e-5, rtol=1e-5)

@@ -4,6 +4,7 @@
 append_dims, the callback dict after the step's first call): stand-ins for the real ones, which need scipy,
 torchsde and torchdiffeq.
 """
+import functools
 import inspect
 
 import pytest
@@ -18,19 +19,8 @@ def to_d(x, sigma, denoised):
     return (x - denoised) / sigma[(...,) + (None,) * (x.ndim - sigma.ndim)]
 
 
-def kd_euler(model, x, sigmas, extra_args=None, callback=None, disable=None):
-    extra_args = {} if extra_args is None else extra_args
-    s_in = x.new_ones([x.shape[0]])
-    for i in range(len(sigmas) - 1):
-        denoised = model(x, sigmas[i] * s_in, **extra_args)
-        d = to_d(x, sigmas[i], denoised)
-        if callback is not None:
-            callback({'x': x, 'i': i, 'sigma': sigmas[i], 'sigma_hat': sigmas[i], 'denoised': denoised})
-        x = x + d * (sigmas[i + 1] - sigmas[i])
-    return x
-
-
-def kd_heun(model, x, sigmas, extra_args=None, callback=None, disable=None):
+def kd_heun(model, x, sigmas, extra_args=None, callback=None, disable=None, second_order=True):
+    """Heun's method (Karras et al. 2022, Algorithm 2 without churn); Euler with second_order=False."""
     extra_args = {} if extra_args is None else extra_args
     s_in = x.new_ones([x.shape[0]])
     for i in range(len(sigmas) - 1):
@@ -39,13 +29,16 @@ def kd_heun(model, x, sigmas, extra_args=None, callback=None, disable=None):
         if callback is not None:
             callback({'x': x, 'i': i, 'sigma': sigmas[i], 'sigma_hat': sigmas[i], 'denoised': denoised})
         dt = sigmas[i + 1] - sigmas[i]
-        if sigmas[i + 1] == 0:
+        if sigmas[i + 1] == 0 or not second_order:
             x = x + d * dt
         else:
             x_2 = x + d * dt
             d_2 = to_d(x_2, sigmas[i + 1], model(x_2, sigmas[i + 1] * s_in, **extra_args))
             x = x + (d + d_2) / 2 * dt
     return x
+
+
+kd_euler = functools.partial(kd_heun, second_order=False)
 
 
 def toy(x, t):

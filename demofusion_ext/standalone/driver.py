@@ -45,7 +45,8 @@ def phase_sigmas(sigmas: torch.Tensor, strength: float) -> torch.Tensor:
 
 def run_demofusion(predict: Callable, base_shape: tuple[int, int, int, int], settings: DemoFusionSettings,
                    *, steps: int = 10, sampler: str | Callable = "euler", calls_per_step: int = 1,
-                   seeds: Sequence[int] = (0,), schedule: DiscreteSchedule | None = None, schedule_kind: str = "uniform",
+                   seeds: Sequence[int] = (0,), schedule: DiscreteSchedule | None = None,
+                   schedule_kind: str = "uniform",
                    condition: Condition | None = None, first_latent: torch.Tensor | None = None,
                    on_phase: Callable[[Phase, torch.Tensor], None] | None = None,
                    device=None, dtype=None) -> list[torch.Tensor]:

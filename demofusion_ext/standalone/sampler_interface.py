@@ -14,7 +14,8 @@ def sampler_function(sampler: str | Callable) -> Callable:
     if callable(sampler):
         return sampler
     if sampler not in SAMPLERS:
-        raise ValueError(f"unknown sampler {sampler!r}: use one of {sorted(SAMPLERS)} or a k-diffusion sampler function")
+        raise ValueError(f"unknown sampler {sampler!r}: use one of {sorted(SAMPLERS)} or a k-diffusion sampler "
+                         f"function")
     return SAMPLERS[sampler]
 
 
