@@ -116,7 +116,7 @@ def hint_batches(layout):
 
 
 def hint_layout():
-    """The views of the phase's first evaluation, as PhaseRunner.layout draws them (seed 0, phase 4)."""
+    """The views of the phase's first evaluation, as PhaseRunner.evaluation() draws them (seed 0, phase 4)."""
     from demofusion_ext import jitter_rng, make_layout
     from demofusion_ext.views import size_multiple
     window = (HINT_WINDOW, HINT_WINDOW)
