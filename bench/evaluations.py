@@ -4,7 +4,7 @@ import argparse
 import torch
 
 from common import eps_predict, table, tiny_unet, write_section
-from demofusion_ext import DemoFusionSettings, EvalCounter, model_evaluations, plan_phases, run_demofusion
+from demofusion_ext import CallCounter, DemoFusionSettings, model_evaluations, plan_phases, run_demofusion
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--steps", type=int, default=4)
@@ -14,7 +14,7 @@ a = ap.parse_args()
 unet, ctx = tiny_unet(), torch.randn(1, 8, 32)
 rows = []
 for scale in (2, 3, 4):
-    counted = EvalCounter(eps_predict(unet, ctx))
+    counted = CallCounter(eps_predict(unet, ctx))
     with torch.no_grad():
         run_demofusion(counted, (1, 4, a.base, a.base), DemoFusionSettings(scale=scale), steps=a.steps, seeds=[0])
     per_step = model_evaluations(plan_phases(a.base, a.base, scale), (a.base, a.base), 0.5)

@@ -104,10 +104,10 @@ def hint_batches(layout):
     def outside(v):
         return v.top < 0 or v.left < 0 or v.top + v.height > n or v.left + v.width > n
     border = [v for v in layout.local if outside(v)]
-    work = list(layout.local) + list(layout.glob)
+    work = list(layout.local) + list(layout.dilated)
     calls = {f"engine call {i // 16 + 1}": work[i:i + 16] for i in range(0, len(work), 16)}
     pick = [border[round(i * (len(border) - 1) / 7)] for i in range(8)]
-    out = {"8 border windows + 8 global views": pick + list(layout.glob[:8])}
+    out = {"8 border windows + 8 global views": pick + list(layout.dilated[:8])}
     for name in ("engine call 1", "engine call 4"):
         views = calls[name]
         out[f"{name}: {sum(v.kind == 'local' for v in views)} local ({sum(outside(v) for v in views)} past the "
@@ -116,7 +116,7 @@ def hint_batches(layout):
 
 
 def hint_layout():
-    """The views of the phase's first evaluation, as PhaseRunner.layout draws them (seed 0, phase 4)."""
+    """The views of the phase's first evaluation, as PhaseRunner.evaluation() draws them (seed 0, phase 4)."""
     from demofusion_ext import jitter_rng, make_layout
     from demofusion_ext.views import size_multiple
     window = (HINT_WINDOW, HINT_WINDOW)
@@ -134,7 +134,7 @@ def hints_child(which):
     views = list(hint_batches(layout).values())[int(which)]
     torch.manual_seed(0)
     full = torch.rand(1, 3, HINT_PHASE * 8, HINT_PHASE * 8)      # the phase hint: CPU float32 in both versions
-    view_hints(full, layout.glob[:1], HINT_ROWS)                  # warm-up
+    view_hints(full, layout.dilated[:1], HINT_ROWS)                  # warm-up
     before = rss_kib("VmRSS")
     reset_peak()
     t0 = time.perf_counter()

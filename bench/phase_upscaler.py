@@ -81,8 +81,8 @@ with torch.no_grad():
     views = plan_counts(side, side, a.steps, 2, 0.5)[1]["views"]
     t_phase = t_call * views                                                      # cond + uncond rows per view
 
-    z1 = torch.randn(1, 4, a.base, a.base)
-    t_decode, pixels = timed(lambda: tiled_decode(lambda z: vae.decode(z).sample, z1, tile=a.tile // 8,
+    base_latent = torch.randn(1, 4, a.base, a.base)
+    t_decode, pixels = timed(lambda: tiled_decode(lambda z: vae.decode(z).sample, base_latent, tile=a.tile // 8,
                                                   overlap=a.tile // 32))
     picture = Image.fromarray(((pixels[0].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy())
     esrgan = RRDBNet().eval()

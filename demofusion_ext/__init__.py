@@ -4,10 +4,12 @@ The engine is this folder's modules; `standalone/` runs it without a WebUI; `hos
 WebUIs and is the only place that imports their `modules`.
 """
 from .blur import blur_sigma, cosine_factor, gaussian_blur
-from .counting import EvalCounter
 from .fusion import fused_prediction
-from .phase_runner import PhaseRunner
+from .model_calls import CallCounter
+from .model_calls import CallCounter as EvalCounter  # the old name
+from .phase_runner import Evaluation, PhaseRunner
 from .phases import Phase, dilation_for, model_evaluations, plan_phases
+from .seeds import jitter_rng
 from .settings import LIMITS, DemoFusionSettings
 from .skip_residual import anchor, noised, noised_vp, skip_residual
 from .standalone.driver import phase_sigmas, run_demofusion, seeded_noise
@@ -15,12 +17,13 @@ from .standalone.noise_schedule import DiscreteSchedule
 from .tiled_vae import tiled_decode, tiled_encode
 from .upscale import upscale_latent
 from .view_batch import ViewBatch, is_out_of_memory
-from .views import Layout, View, global_views, jitter_rng, local_views, make_layout
+from .views import Layout, View, global_views, local_views, make_layout, window_indices
 
 __all__ = [
     "DemoFusionSettings", "LIMITS", "Phase", "plan_phases", "dilation_for", "model_evaluations",
-    "View", "Layout", "local_views", "global_views", "make_layout", "jitter_rng",
+    "View", "Layout", "local_views", "global_views", "make_layout", "window_indices", "jitter_rng", "Evaluation",
     "gaussian_blur", "blur_sigma", "cosine_factor", "fused_prediction", "PhaseRunner", "ViewBatch",
     "is_out_of_memory", "skip_residual", "noised", "noised_vp", "anchor", "tiled_decode", "tiled_encode",
-    "DiscreteSchedule", "run_demofusion", "seeded_noise", "upscale_latent", "phase_sigmas", "EvalCounter",
+    "DiscreteSchedule", "run_demofusion", "seeded_noise", "upscale_latent", "phase_sigmas", "CallCounter",
+    "EvalCounter",
 ]

@@ -6,6 +6,7 @@ their sub-grids. Views of equal shape share model calls (local and global togeth
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable, Sequence
 
 import torch
@@ -47,9 +48,9 @@ def fused_prediction(predict: Predict, x: torch.Tensor, layout: Layout, *, c2: f
     """
     rows = x.shape[0]
     use_local, use_global = c2 < 1, c2 > 0
-    jh, jw = layout.jitter
+    jh, jw = layout.local_pad
     local_input = F.pad(x, (jw, jw, jh, jh)) if use_local and (jh or jw) else x
-    ph, pw = layout.pad
+    ph, pw = layout.dilated_pad
     if use_global:
         # blurred and renormalised with the padding to a multiple of d, as the reference does; the further rows
         # that round a view up for the model (size_multiple) are zeros outside those statistics
@@ -64,13 +65,13 @@ def fused_prediction(predict: Predict, x: torch.Tensor, layout: Layout, *, c2: f
     if use_local:
         work += [(v, _shifted(v, jh, jw), local_input) for v in layout.local]
     if use_global:
-        glob = [(v, _shifted(v, ph, pw)) for v in layout.glob]
+        dilated = [(v, _shifted(v, ph, pw)) for v in layout.dilated]
         if interact:
-            slots, perm = _shuffled_inputs(glob, blurred, interaction)
-            work += [(v, None, slot) for (v, _), slot in zip(glob, slots)]
-            slot_of, slot_preds = {v: k for k, (v, _) in enumerate(glob)}, [None] * len(glob)
+            slots, perm = _shuffled_inputs(dilated, blurred, interaction)
+            work += [(v, None, slot) for (v, _), slot in zip(dilated, slots)]
+            slot_of, slot_preds = {v: k for k, (v, _) in enumerate(dilated)}, [None] * len(dilated)
         else:
-            work += [(v, where, blurred) for v, where in glob]
+            work += [(v, where, blurred) for v, where in dilated]
 
     acc = torch.promote_types(x.dtype, torch.float32)
     value_local = torch.zeros_like(local_input, dtype=acc) if use_local else None
@@ -94,7 +95,7 @@ def fused_prediction(predict: Predict, x: torch.Tensor, layout: Layout, *, c2: f
                 else:
                     _write_global(value_global, view, where, pred, x, blurred, input_slope)
     if interact:
-        for (view, where), pred in zip(glob, unshuffle_views(torch.stack(slot_preds), perm)):
+        for (view, where), pred in zip(dilated, unshuffle_views(torch.stack(slot_preds), perm)):
             _write_global(value_global, view, where, pred, x, blurred, input_slope)
 
     if use_local:
@@ -108,9 +109,9 @@ def fused_prediction(predict: Predict, x: torch.Tensor, layout: Layout, *, c2: f
     return (local * (1 - c2) + value_global * c2).to(x.dtype)
 
 
-def _shuffled_inputs(glob: list[tuple[View, View]], blurred: torch.Tensor, generator: torch.Generator):
+def _shuffled_inputs(dilated: list[tuple[View, View]], blurred: torch.Tensor, generator: torch.Generator):
     """The global views' blurred inputs swapped among them per (channel, cell): ([n, rows, C, gh, gw], perm)."""
-    stack = torch.stack([where.extract(blurred) for _, where in glob])
+    stack = torch.stack([where.extract(blurred) for _, where in dilated])
     perm = cell_permutations(stack.shape[0], *stack.shape[2:], generator=generator).to(blurred.device)
     return shuffle_views(stack, perm), perm
 
@@ -124,7 +125,7 @@ def _write_global(value: torch.Tensor, view: View, where: View, pred: torch.Tens
 
 
 def _shifted(v: View, dh: int, dw: int) -> View:
-    return View(v.kind, v.top + dh, v.left + dw, v.height, v.width, v.step)
+    return dataclasses.replace(v, top=v.top + dh, left=v.left + dw)
 
 
 def _add_window(value: torch.Tensor, count: torch.Tensor, where: View, pred: torch.Tensor):

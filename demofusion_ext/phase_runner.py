@@ -4,22 +4,31 @@ Hosts (and the standalone driver) call `mix` on the sampler's own state before t
 evaluation of each step, and route every model evaluation of the phase through `predict`. One sampler
 evaluation may reach the model in several calls (A1111 calls cond and uncond separately when their prompts
 differ in length or "Batch cond/uncond" is off; Forge splits rows by free memory): hosts wrap each evaluation
-in `evaluation()`, so all its calls share one set of views and the next evaluation draws new ones.
+in `evaluation()`, which draws its views, so all its calls share them and the next evaluation draws new ones.
+A `predict` outside such a block is an evaluation of its own.
 """
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 
 import torch
 
 from .blur import blur_sigma, cosine_factor
 from .fusion import Condition, Predict, fused_prediction
 from .phases import Phase
+from .seeds import interaction_generator, jitter_rng
 from .settings import DemoFusionSettings
 from .skip_residual import noised, noised_vp, skip_residual
 from .view_batch import ViewBatch
-from .views import Layout, View, jitter_rng, make_layout, size_multiple
-from .anti_repetition.window_interaction import interaction_generator
+from .views import Layout, View, make_layout, size_multiple
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One fused evaluation of the sampler's denoiser."""
+    index: int          # its number in the phase: keys its jitter and window-interaction draws
+    layout: Layout
 
 
 class PhaseRunner:
@@ -29,28 +38,32 @@ class PhaseRunner:
         self.phase, self.window, self.settings = phase, window, settings
         self.z, self.noise, self.seed, self.T = z, noise, seed, num_timesteps
         self.view_batch = view_batch or ViewBatch(settings.view_batch_size)
-        self.evaluations = 0          # fused evaluations so far: indexes the jitter and interaction streams
-        self._open = False            # inside an evaluation() block
-        self._layout: Layout | None = None
+        self.evaluations = 0                        # fused evaluations drawn so far
+        self.current: Evaluation | None = None      # the open evaluation() block's
 
     @contextlib.contextmanager
     def evaluation(self):
-        """One evaluation of the sampler's denoiser: every `predict` inside shares one layout."""
-        self._open, self._layout = True, None
+        """One evaluation of the sampler's denoiser: its views are drawn here and every `predict` inside uses them.
+        Yields the Evaluation (None in a plain phase, which has no views)."""
+        outer, self.current = self.current, None if self.is_plain else self._draw()
         try:
-            yield
+            yield self.current
         finally:
-            self._open, self._layout = False, None
+            self.current = outer
 
     def layout(self) -> Layout:
-        """The views of the current evaluation, drawn at its first model call."""
-        if self._layout is None or not self._open:
-            self.evaluations += 1
-            s = self.settings
-            rng = jitter_rng(self.seed, self.phase.index, self.evaluations - 1) if s.random_jitter else None
-            self._layout = make_layout(self.phase.height, self.phase.width, self.window, s.stride,
-                                       self.phase.dilation, rng, multiple=size_multiple(self.window))
-        return self._layout
+        """The open evaluation's views. Transitional: hosts/view_prompts.py calls it until it takes window numbers
+        from views.window_indices; it never draws."""
+        if self.current is None:
+            raise RuntimeError("no evaluation is open")
+        return self.current.layout
+
+    def _draw(self) -> Evaluation:
+        index, s = self.evaluations, self.settings
+        self.evaluations += 1
+        rng = jitter_rng(self.seed, self.phase.index, index) if s.random_jitter else None
+        return Evaluation(index, make_layout(self.phase.height, self.phase.width, self.window, s.stride,
+                                             self.phase.dilation, rng, multiple=size_multiple(self.window)))
 
     def weights(self, t: float) -> tuple[float, float, float]:
         """(c1, c2, blur sigma) at model timestep t."""
@@ -81,15 +94,18 @@ class PhaseRunner:
 
     def predict(self, predict: Predict, x_in: torch.Tensor, t: float, condition: Condition | None = None,
                 input_slope=None) -> torch.Tensor:
-        """The fused raw prediction for model input x_in at timestep t; `input_slope` as in `fused_prediction`
-        for predictions other than eps. Outside an `evaluation()` block each call is an evaluation of its own."""
+        """The fused raw prediction for model input x_in at timestep t, over the current evaluation's views;
+        `input_slope` as in `fused_prediction` for predictions other than eps."""
         if self.is_plain:      # a phase of the window's size is one plain model call
             kwargs = condition([View("local", 0, 0, *self.phase.shape)]) if condition else {}
             return predict(x_in, **kwargs)
+        if self.current is None:
+            with self.evaluation():
+                return self.predict(predict, x_in, t, condition, input_slope)
         _, c2, bs = self.weights(t)
-        layout = self.layout()
         # a generator seeded afresh for every call: the calls of one evaluation draw the same permutations
-        interaction = (interaction_generator(self.seed, self.phase.index, self.evaluations - 1)
+        interaction = (interaction_generator(self.seed, self.phase.index, self.current.index)
                        if self.settings.window_interaction else None)
-        return fused_prediction(predict, x_in, layout, c2=c2, blur_sigma=bs, view_batch_size=self.view_batch,
-                                condition=condition, input_slope=input_slope, interaction=interaction)
+        return fused_prediction(predict, x_in, self.current.layout, c2=c2, blur_sigma=bs,
+                                view_batch_size=self.view_batch, condition=condition, input_slope=input_slope,
+                                interaction=interaction)

@@ -1,4 +1,4 @@
-"""Skip residual (docs/ALGORITHM.md section 2) and the per-phase mean/std anchoring.
+"""Skip residual (docs/ALGORITHM.md section 2) and the per-phase mean/std anchoring to the reference latent.
 
 The skip residual replaces the SAMPLER'S OWN STATE, not just the model input, so that the sampler
 continues from the mixed state: x <- (1 - c1) x + c1 (z + sigma n).
@@ -34,6 +34,7 @@ def skip_residual(x: torch.Tensor, target: torch.Tensor, c1: float, inplace: boo
 
 
 def anchor(latent: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """Rescale each image of `latent` to the mean and std of the same image of `reference` (phase 1)."""
+    """Rescale each image of `latent` to the mean and std of the same image of `reference`: the phase-1 latent, or
+    the encoded picture when img2img enters at a later phase."""
     mean, std = per_image_stats(reference.to(latent.device))
     return match_stats(latent, mean, std)

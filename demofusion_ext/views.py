@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +24,9 @@ class View:
     height: int     # rows/columns of the view
     width: int
     step: int = 1   # 1 for local windows, the dilation for global views
+    # its place in the layout: a window's number in row-major order of the unjittered grid (two jittered windows
+    # may land on the same cells, so position alone does not tell them apart), a global view's sub-grid i * d + j
+    index: int = 0
 
     def extract(self, t: torch.Tensor, cell: int = 1, out: torch.Tensor | None = None) -> torch.Tensor:
         """The view's part of `t` [..., H*cell, W*cell]; cells outside the tensor are zeros.
@@ -56,10 +60,10 @@ class View:
 @dataclass(frozen=True)
 class Layout:
     """Every view of one fused evaluation, and the padding their write-back needs."""
-    local: tuple[View, ...]
-    glob: tuple[View, ...]
-    jitter: tuple[int, int]     # zero padding around the latent for jittered windows (rows, cols)
-    pad: tuple[int, int]        # top/left zero padding that makes the latent a multiple of the dilation
+    local: tuple[View, ...]         # the MultiDiffusion windows
+    dilated: tuple[View, ...]       # the global views: the dilation^2 strided sub-grids
+    local_pad: tuple[int, int]      # zero padding on every side of the latent that jittered windows reach (rows, cols)
+    dilated_pad: tuple[int, int]    # top/left zero padding that makes the latent a multiple of the dilation (or more)
     dilation: int
 
 
@@ -107,7 +111,7 @@ def local_views(height: int, width: int, window: tuple[int, int], stride: float,
         for left in window_starts(width, ww, sw):
             dt = _jitter(rng, top, top + wh, height, jh) if rng is not None else 0
             dl = _jitter(rng, left, left + ww, width, jw) if rng is not None else 0
-            views.append(View("local", top + dt, left + dl, wh, ww))
+            views.append(View("local", top + dt, left + dl, wh, ww, index=len(views)))
     return tuple(views), (jh, jw)
 
 
@@ -121,15 +125,20 @@ def global_views(height: int, width: int, dilation: int, multiple: int = 1) -> t
     gh = ceil_div(ceil_div(height, d), multiple) * multiple
     gw = ceil_div(ceil_div(width, d), multiple) * multiple
     ph, pw = gh * d - height, gw * d - width
-    views = tuple(View("global", i - ph, j - pw, gh, gw, d) for i in range(d) for j in range(d))
+    views = tuple(View("global", i - ph, j - pw, gh, gw, d, i * d + j) for i in range(d) for j in range(d))
     return views, (ph, pw)
 
 
 def make_layout(height: int, width: int, window: tuple[int, int], stride: float, dilation: int,
                 rng: random.Random | None = None, multiple: int = 1) -> Layout:
-    local, jitter = local_views(height, width, window, stride, rng)
-    glob, pad = global_views(height, width, dilation, multiple)
-    return Layout(local, glob, jitter, pad, dilation)
+    local, local_pad = local_views(height, width, window, stride, rng)
+    dilated, dilated_pad = global_views(height, width, dilation, multiple)
+    return Layout(local, dilated, local_pad, dilated_pad, dilation)
+
+
+def window_indices(views: Sequence[View]) -> list[int | None]:
+    """Each view's window number (None for a global view): per-view prompts keep one text per window."""
+    return [v.index if v.kind == "local" else None for v in views]
 
 
 def size_multiple(window: tuple[int, int], limit: int = 8) -> int:
@@ -138,8 +147,3 @@ def size_multiple(window: tuple[int, int], limit: int = 8) -> int:
     while m > 1 and (window[0] % m or window[1] % m):
         m //= 2
     return m
-
-
-def jitter_rng(seed: int, phase: int, evaluation: int) -> random.Random:
-    """A reproducible jitter stream per (seed, phase, model evaluation)."""
-    return random.Random(f"demofusion:{seed}:{phase}:{evaluation}")

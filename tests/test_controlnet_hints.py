@@ -19,7 +19,7 @@ def coordinate_hint(h, w):
 def test_each_view_gets_its_region_of_the_phase_hint_in_row_order():
     full = coordinate_hint(40 * 8, 36 * 8)
     layout = make_layout(40, 36, (16, 16), 0.5, 3, multiple=8)
-    views = list(layout.local[:2]) + list(layout.glob[:2])
+    views = list(layout.local[:2]) + list(layout.dilated[:2])
     hints = view_hints(full, views, rows=4)
     assert hints.shape == (16, 3, 8 * 16, 8 * 16)
     for i, v in enumerate(views):

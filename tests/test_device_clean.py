@@ -76,5 +76,5 @@ def test_tiled_decode_and_encode(vae, meta_default):
 def test_view_hints(meta_default):
     full = phase_hint(torch.rand(1, 3, 64, 64, device="cpu"), (20, 20))
     layout = make_layout(20, 20, (8, 8), 0.5, 3, jitter_rng(0, 2, 0), multiple=8)
-    hints = view_hints(full, list(layout.local[:2]) + list(layout.glob[:2]), rows=2)
+    hints = view_hints(full, list(layout.local[:2]) + list(layout.dilated[:2]), rows=2)
     assert hints.shape == (8, 3, 64, 64) and on_cpu(full, hints)

@@ -2,7 +2,7 @@
 import torch
 import pytest
 
-from demofusion_ext import DemoFusionSettings, EvalCounter, make_layout, model_evaluations, plan_phases, run_demofusion
+from demofusion_ext import CallCounter, DemoFusionSettings, make_layout, model_evaluations, plan_phases, run_demofusion
 from demofusion_ext.view_conditioning import CropColumns, split_cond
 from tiny_models import sd1_predict
 
@@ -29,14 +29,14 @@ def test_fractional_scale_and_non_square_base(unet_sd1, text):
 
 
 def test_scale_one_is_plain_sampling(unet_sd1, text):
-    counted = EvalCounter(sd1_predict(unet_sd1, text))
+    counted = CallCounter(sd1_predict(unet_sd1, text))
     out = run_demofusion(counted, (1, 4, 8, 8), DemoFusionSettings(scale=1), steps=5, seeds=[3])
     assert len(out) == 1 and (counted.calls, counted.rows) == (5, 5)
 
 
 def test_evaluations_equal_the_cost_model(unet_sd1, text):
     """No wasted evaluation: every step evaluates the views of the layout (exact for steps where 0 < c2 < 1)."""
-    counted = EvalCounter(sd1_predict(unet_sd1, text))
+    counted = CallCounter(sd1_predict(unet_sd1, text))
     steps = 4
     run_demofusion(counted, (1, 4, 8, 8), DemoFusionSettings(scale=2, view_batch_size=64), steps=steps, seeds=[0])
     per_step = model_evaluations(plan_phases(8, 8, 2), (8, 8), 0.5)
@@ -83,7 +83,7 @@ def test_sdxl_style_unet_with_per_view_crop_coordinates(unet_sdxl, text):
     for views, ids, x in fused:
         # every view of the layout once per evaluation (the last step, at c2 = 0, has no global views)
         with_global = any(v.kind == "global" for v in views)
-        assert sorted(views, key=repr) == sorted(layout.local + (layout.glob if with_global else ()), key=repr)
+        assert sorted(views, key=repr) == sorted(layout.local + (layout.dilated if with_global else ()), key=repr)
         want = [[64.0, 64.0, v.top * 8.0, v.left * 8.0, 64.0, 64.0] if v.kind == "local" else prompt_ids[0].tolist()
                 for v in views]
         assert ids.tolist() == want

@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 import pytest
 
-from demofusion_ext import EvalCounter, fused_prediction, make_layout, jitter_rng, PhaseRunner, DemoFusionSettings, plan_phases
+from demofusion_ext import (CallCounter, DemoFusionSettings, PhaseRunner, fused_prediction, jitter_rng, make_layout,
+                            plan_phases, window_indices)
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +69,7 @@ def test_c2_one_is_the_dilated_computation(model, size, d, sigma):
 def test_intermediate_c2_blends_both_and_batches_mix_local_and_global(model):
     x = torch.randn(1, 4, 32, 32, generator=torch.Generator().manual_seed(5))
     layout = make_layout(32, 32, (16, 16), 0.5, 2, rng=None)
-    counted = EvalCounter(model)
+    counted = CallCounter(model)
     got = fused_prediction(counted, x, layout, c2=0.3, blur_sigma=0.8, view_batch_size=13)
     want = 0.7 * ref_local(model, x, (16, 16), (8, 8)) + 0.3 * ref_global(model, x, 2, 0.8)
     torch.testing.assert_close(got, want, atol=2e-5, rtol=1e-4)
@@ -79,7 +80,7 @@ def test_scale_one_is_one_plain_model_call(model):
     x = torch.randn(2, 4, 16, 16)
     phase = plan_phases(16, 16, 1)[0]
     runner = PhaseRunner(phase, (16, 16), DemoFusionSettings(), x, x)
-    counted = EvalCounter(model)
+    counted = CallCounter(model)
     assert torch.equal(runner.predict(counted, x, 900.0), model(x))
     assert (counted.calls, counted.rows) == (1, 2)
 
@@ -105,7 +106,7 @@ def test_condition_hook_sees_each_call_views(model):
         return model(v)
     fused_prediction(predict, x, layout, c2=0.5, blur_sigma=0.8, view_batch_size=4,
                      condition=lambda views: {"views": list(views)})
-    assert sorted(seen, key=repr) == sorted(layout.local + layout.glob, key=repr)
+    assert sorted(seen, key=repr) == sorted(layout.local + layout.dilated, key=repr)
 
 
 def test_v_prediction_fuses_as_eps(model):
@@ -150,13 +151,34 @@ def test_an_evaluation_split_over_calls_keeps_one_layout(model):
     assert runner.evaluations == 4
 
 
+def test_an_evaluation_is_drawn_by_its_block_and_numbered(model):
+    """evaluation() draws the views of evaluation i (the jitter of (seed, phase, i)) and every call inside sees them,
+    with each window's number; a plain phase has no views to draw."""
+    phase = plan_phases(16, 16, 2)[1]
+    x = torch.randn(1, 4, 32, 32, generator=torch.Generator().manual_seed(4))
+    runner = PhaseRunner(phase, (16, 16), DemoFusionSettings(), x, x, seed=9)
+    for i in range(3):
+        seen = []
+        with runner.evaluation() as ev:
+            assert ev.index == i and runner.current is ev
+            assert ev.layout == make_layout(32, 32, (16, 16), 0.5, 2, jitter_rng(9, 2, i), multiple=8)
+            runner.predict(model, x, 500.0, condition=lambda views: seen.extend(views) or {})
+        assert sorted(w for w in window_indices(seen) if w is not None) == list(range(9))
+        assert all(v == ev.layout.local[v.index] for v in seen if v.kind == "local")
+    assert runner.current is None and runner.evaluations == 3
+    plain = PhaseRunner(plan_phases(16, 16, 2)[0], (16, 16), DemoFusionSettings(), x[..., :16, :16], x[..., :16, :16])
+    with plain.evaluation() as ev:
+        plain.predict(model, x[..., :16, :16], 500.0)
+    assert ev is None and plain.evaluations == 0
+
+
 def test_views_rounded_up_for_the_model_see_the_references_blur():
     """A fractional-scale phase rounds global views up to a multiple of 8 cells: the extra rows are zeros, and
     the blur and its renormalisation are the reference's, over the latent padded only to a multiple of d."""
     x = torch.randn(1, 4, 40, 38, generator=torch.Generator().manual_seed(6))
     d, sigma = 3, 0.9
     layout = make_layout(40, 38, (16, 16), 0.5, d, rng=None, multiple=8)
-    assert layout.pad != ((-40) % d, (-38) % d)              # the case: more padding than the dilation needs
+    assert layout.dilated_pad != ((-40) % d, (-38) % d)              # the case: more padding than the dilation needs
     seen = []
     fused_prediction(lambda v: seen.append(v) or v, x, layout, c2=1.0, blur_sigma=sigma, view_batch_size=64)
     views = seen[0]
@@ -167,7 +189,7 @@ def test_views_rounded_up_for_the_model_see_the_references_blur():
     g = g / g.sum()
     blurred = F.conv2d(xp, (g[:, None] * g[None, :])[None, None].repeat(4, 1, 1, 1), padding=k // 2, groups=4)
     blurred = (blurred - blurred.mean()) / blurred.std() * xp.std() + xp.mean()
-    extra_h, extra_w = layout.pad[0] - ph, layout.pad[1] - pw            # multiples of d: whole view rows
+    extra_h, extra_w = layout.dilated_pad[0] - ph, layout.dilated_pad[1] - pw        # multiples of d: whole view rows
     for n, (i, j) in enumerate((i, j) for i in range(d) for j in range(d)):
         v = views[n:n + 1]
         torch.testing.assert_close(v[..., extra_h // d:, extra_w // d:], blurred[..., i::d, j::d], atol=1e-5, rtol=1e-5)

@@ -1,7 +1,8 @@
 import torch
 import pytest
 
-from demofusion_ext import dilation_for, global_views, jitter_rng, local_views, make_layout, model_evaluations, plan_phases
+from demofusion_ext import (dilation_for, global_views, jitter_rng, local_views, make_layout, model_evaluations,
+                            plan_phases, window_indices)
 from demofusion_ext.views import View
 
 
@@ -77,3 +78,17 @@ def test_global_views_can_round_their_size_up_for_the_model():
     assert all((v.height, v.width) == (16, 16) for v in views) and (ph, pw) == (8, 18)
     cover = _coverage([View(v.kind, v.top + ph, v.left + pw, v.height, v.width, v.step) for v in views], 48, 48)
     assert (cover == 1).all()
+
+
+def test_every_view_knows_its_place_even_where_two_windows_coincide():
+    """Per-view prompts keep one text per window: a window's number must survive jitter that lands two windows on
+    the same cells (stride 8, window 16 over 26 cells: starts 0, 8, 10, jitter up to 2)."""
+    seed = next(s for s in range(100)
+                if len({(v.top, v.left) for v in local_views(26, 26, (16, 16), 0.5, jitter_rng(s, 2, 0))[0]}) < 9)
+    layout = make_layout(26, 26, (16, 16), 0.5, 3, jitter_rng(seed, 2, 0))
+    places = [(v.top, v.left) for v in layout.local]
+    assert len(set(places)) < len(places)                       # the case: equal geometry, different windows
+    assert window_indices(layout.local) == list(range(9))
+    assert window_indices(layout.dilated) == [None] * 9 and [v.index for v in layout.dilated] == list(range(9))
+    mixed = [layout.dilated[4], layout.local[5], layout.local[6]]
+    assert window_indices(mixed) == [None, 5, 6]

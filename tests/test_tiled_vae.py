@@ -1,7 +1,7 @@
 import torch
 import pytest
 
-from demofusion_ext import EvalCounter, tiled_decode, tiled_encode
+from demofusion_ext import CallCounter, tiled_decode, tiled_encode
 
 
 def psnr(a, b):
@@ -80,5 +80,5 @@ def test_tiled_encode_matches_full_encode(vae, latent):
 
 def test_small_inputs_are_one_call(vae):
     z = torch.randn(1, 4, 8, 8)
-    calls = EvalCounter(lambda q: vae.decode(q).sample)
+    calls = CallCounter(lambda q: vae.decode(q).sample)
     assert torch.equal(tiled_decode(calls, z, tile=16), vae.decode(z).sample) and calls.calls == 1

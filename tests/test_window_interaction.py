@@ -1,14 +1,12 @@
 """Window interaction (AccDiffusion): the global views swap their values per (channel, cell) before the model and
 their predictions back after it. Pointwise models cannot tell; models that mix cells or views can."""
-import hashlib
-
 import pytest
 import torch
 import torch.nn.functional as F
 
 from demofusion_ext import DemoFusionSettings, PhaseRunner, fused_prediction, jitter_rng, make_layout, plan_phases
-from demofusion_ext.anti_repetition.window_interaction import (cell_permutations, interaction_generator, interaction_seed,
-                                               shuffle_views, unshuffle_views)
+from demofusion_ext.seeds import interaction_generator
+from demofusion_ext.anti_repetition.window_interaction import cell_permutations, shuffle_views, unshuffle_views
 
 CPU = torch.device("cpu")
 
@@ -63,20 +61,16 @@ def test_draws_are_seeded_and_per_evaluation():
     assert not torch.equal(perms(seed=1), perms(seed=2))
 
 
-def test_the_interaction_stream_is_not_the_jitter_stream():
-    seeds = {interaction_seed(s, p, e) for s in range(3) for p in range(2, 4) for e in range(20)}
-    assert len(seeds) == 3 * 2 * 20
-    for s, p, e in [(0, 2, 0), (1, 2, 5), (123, 3, 9)]:
-        jitter_key = f"demofusion:{s}:{p}:{e}".encode()      # views.jitter_rng's key
-        assert interaction_seed(s, p, e) != int.from_bytes(hashlib.sha256(jitter_key).digest()[:8], "little") & (2 ** 63 - 1)
-        assert interaction_seed(s, p, e) not in (s, p, e)
+def test_the_option_leaves_the_jitter_stream_alone():
+    """(That the interaction and jitter streams are apart: test_seeds.py.)"""
     # the option draws nothing from the jitter stream: the windows stay where they were
     phase = plan_phases(16, 16, 2)[1]
     x = randn(1, 4, 32, 32)
     on, off = (PhaseRunner(phase, (16, 16), DemoFusionSettings(window_interaction=w), x, x, seed=5) for w in (True, False))
     for _ in range(3):
-        on.predict(conv_model, x, 500.0), off.predict(conv_model, x, 500.0)
-        assert on._layout == off._layout
+        with on.evaluation() as a, off.evaluation() as b:
+            on.predict(conv_model, x, 500.0), off.predict(conv_model, x, 500.0)
+        assert a.layout == b.layout
 
 
 # the fused prediction
@@ -187,10 +181,11 @@ def test_phase_runner_off_is_the_plain_path():
     phase = plan_phases(16, 16, 2)[1]
     x = randn(2, 4, 32, 32, seed=12)
     runner = PhaseRunner(phase, (16, 16), DemoFusionSettings(), x, x, seed=4)
-    got = runner.predict(conv_model, x, 500.0, input_slope=1.0)
+    with runner.evaluation() as ev:
+        got = runner.predict(conv_model, x, 500.0, input_slope=1.0)
     _, c2, bs = runner.weights(500.0)
-    want = fused_prediction(conv_model, x, runner._layout, c2=c2, blur_sigma=bs, view_batch_size=16, input_slope=1.0)
-    none = fused_prediction(conv_model, x, runner._layout, c2=c2, blur_sigma=bs, view_batch_size=16, input_slope=1.0,
+    want = fused_prediction(conv_model, x, ev.layout, c2=c2, blur_sigma=bs, view_batch_size=16, input_slope=1.0)
+    none = fused_prediction(conv_model, x, ev.layout, c2=c2, blur_sigma=bs, view_batch_size=16, input_slope=1.0,
                             interaction=None)
     assert torch.equal(got, want) and torch.equal(none, want)
 
@@ -202,9 +197,10 @@ def test_phase_runner_draws_per_evaluation_and_shares_one_draw_across_split_call
     x = randn(2, 4, 32, 32, seed=13)
     settings = DemoFusionSettings(window_interaction=True)
     whole_runner = PhaseRunner(phase, (16, 16), settings, x, x, seed=4)
-    whole = whole_runner.predict(conv_model, x, 500.0)
+    with whole_runner.evaluation() as ev:
+        whole = whole_runner.predict(conv_model, x, 500.0)
     _, c2, bs = whole_runner.weights(500.0)
-    want = fused_prediction(conv_model, x, whole_runner._layout, c2=c2, blur_sigma=bs,
+    want = fused_prediction(conv_model, x, ev.layout, c2=c2, blur_sigma=bs,
                             interaction=interaction_generator(4, phase.index, 0))
     assert torch.equal(whole, want)
     off = PhaseRunner(phase, (16, 16), DemoFusionSettings(), x, x, seed=4).predict(conv_model, x, 500.0)
@@ -214,10 +210,8 @@ def test_phase_runner_draws_per_evaluation_and_shares_one_draw_across_split_call
     with runner.evaluation():
         halves = [runner.predict(conv_model, x[i:i + 1], 500.0) for i in range(2)]
     torch.testing.assert_close(torch.cat(halves), whole, atol=1e-6, rtol=1e-6)
-    with runner.evaluation():
-        runner.layout()
-        layout = runner._layout
+    with runner.evaluation() as ev:
         again = runner.predict(conv_model, x, 500.0)
-    assert runner.evaluations == 2
-    torch.testing.assert_close(again, fused_prediction(conv_model, x, layout, c2=c2, blur_sigma=bs,
+    assert runner.evaluations == 2 and ev.index == 1
+    torch.testing.assert_close(again, fused_prediction(conv_model, x, ev.layout, c2=c2, blur_sigma=bs,
                                                        interaction=interaction_generator(4, phase.index, 1)))

@@ -9,24 +9,11 @@ own value, but made with neighbours that came from the other views.
 Layouts: a stack of views is [n, rows, C, gh, gw] (view-major); a permutation is a LongTensor [n, C, gh, gw]
 where perm[r, c, i, j] is the view whose value slot r receives at (c, i, j). Every row of a view (all images,
 cond and uncond) shares the permutation. The draws come from their own seeded CPU generator per fused
-evaluation, independent of the global torch RNG and of the jitter stream (views.jitter_rng).
+evaluation (seeds.interaction_generator), independent of the global torch RNG and of the jitter stream.
 """
 from __future__ import annotations
 
-import hashlib
-
 import torch
-
-
-def interaction_seed(seed: int, phase: int, evaluation: int) -> int:
-    """A 63-bit seed per (seed, phase, model evaluation), from a key of its own (not the jitter's)."""
-    key = f"demofusion-window-interaction:{seed}:{phase}:{evaluation}".encode()
-    return int.from_bytes(hashlib.sha256(key).digest()[:8], "little") & (2 ** 63 - 1)
-
-
-def interaction_generator(seed: int, phase: int, evaluation: int) -> torch.Generator:
-    """A fresh CPU generator for one fused evaluation: the same arguments always give the same draws."""
-    return torch.Generator("cpu").manual_seed(interaction_seed(seed, phase, evaluation))
 
 
 def cell_permutations(n: int, channels: int, gh: int, gw: int, generator: torch.Generator) -> torch.Tensor:
