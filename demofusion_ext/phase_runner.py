@@ -51,13 +51,6 @@ class PhaseRunner:
         finally:
             self.current = outer
 
-    def layout(self) -> Layout:
-        """The open evaluation's views. Transitional: hosts/view_prompts.py calls it until it takes window numbers
-        from views.window_indices; it never draws."""
-        if self.current is None:
-            raise RuntimeError("no evaluation is open")
-        return self.current.layout
-
     def _draw(self) -> Evaluation:
         index, s = self.evaluations, self.settings
         self.evaluations += 1

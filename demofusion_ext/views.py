@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from demofusion_ext import DemoFusionSettings, EvalCounter, run_demofusion
+from demofusion_ext import CallCounter, DemoFusionSettings, run_demofusion
 from demofusion_ext.phases import entry_phase, plan_phases
 from demofusion_ext.script.plan_line import phase_one_steps, plan_counts, plan_summary
 from tiny_models import sd1_predict
@@ -13,7 +13,7 @@ def test_the_counts_are_the_views_a_run_evaluates(unet_sd1, text, size, scale, s
     width, height = size
     counts = plan_counts(width, height, 3, scale, stride)
     per_phase = []
-    counted = EvalCounter(sd1_predict(unet_sd1, text))
+    counted = CallCounter(sd1_predict(unet_sd1, text))
 
     def on_phase(phase, latent):
         per_phase.append(counted.rows)

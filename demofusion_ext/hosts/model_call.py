@@ -13,17 +13,17 @@ import torch
 
 from modules.sd_samplers_common import InterruptedException
 
-from ..counting import EvalCounter
+from ..model_calls import CallCounter
 from ..phase_runner import PhaseRunner
 from ..view_conditioning import CropColumns
+from ..views import window_indices
 from .sampler_hooks import interrupted
-from .view_prompts import window_indices
 
 
 @dataclass
 class FusedCall:
     runner: PhaseRunner
-    counter: EvalCounter          # the host points its `fn` at the model function it calls
+    counter: CallCounter          # the host points its `fn` at the model function it calls
     control: object               # the host's per-view ControlNet (Host.phase_control)
     crop: CropColumns | None
     view_prompts: object = None   # PhaseViewPrompts of this phase, or None
@@ -40,7 +40,7 @@ class FusedCall:
         def condition(views):
             cond, cross, vector = split(views)
             if self.view_prompts is not None:
-                self.view_prompts.apply(cross, vector, window_indices(self.runner, views), rows, roles,
+                self.view_prompts.apply(cross, vector, window_indices(views), rows, roles,
                                         keep_columns=2 * self.crop.width if self.crop is not None else None)
             return {"cond": cond, "views": views}
         return self.runner.predict(predict, x, t, condition, input_slope=input_slope)

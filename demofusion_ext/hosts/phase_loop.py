@@ -15,7 +15,7 @@ import torch
 from modules import processing, shared
 from modules.sd_samplers_common import InterruptedException
 
-from ..counting import EvalCounter
+from ..model_calls import CallCounter
 from ..phases import entry_phase, plan_phases
 from ..settings import LATENT, DemoFusionSettings
 from ..skip_residual import anchor
@@ -190,7 +190,7 @@ def run_phase(host: Host, p, phase, window, settings: DemoFusionSettings, start:
               view_prompts=None) -> tuple[torch.Tensor, int]:
     """One phase >= 2 from its enlarged starting latent: (its latent anchored to `reference`, UNet calls made)."""
     ps = new_phase(p, phase, window, settings, start, view_batch, strength)
-    counter = EvalCounter(None)
+    counter = CallCounter(None)
     with host.phase_patches(p, ps.z, ps.noise, c, uc):
         fused = FusedCall(ps.runner, counter, host.phase_control(p, phase), host.crop_columns(p.sd_model),
                           view_prompts)

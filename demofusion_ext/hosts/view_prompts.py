@@ -43,14 +43,6 @@ def chunk_roles(chunks: list, n: int) -> list[int | None]:
     return [j if k == 0 else None for k in chunks for j in range(b)]
 
 
-def window_indices(runner, views) -> list[int | None]:
-    """Each view's window index in the current evaluation's layout (None for a dilated view): the window's words
-    are fixed per phase at its unjittered place, which the layout lists in the same order."""
-    local = runner.layout().local
-    index = {id(v): i for i, v in enumerate(local)}
-    return [index.get(id(v)) for v in views]
-
-
 def text_engine(model):
     """The CLIP-L text engine whose tokenization places the tokens of the UNet's context (both hosts, SD1 and SDXL)."""
     for name in ("text_processing_engine_l", "text_processing_engine"):          # Forge SDXL, SD1

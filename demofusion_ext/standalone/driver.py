@@ -22,7 +22,7 @@ from ..seeds import noise_generator
 from ..settings import DemoFusionSettings
 from ..skip_residual import anchor
 from ..step_starts import StepStarts
-from ..upscale import upscale_latent  # noqa: F401  (public API: demofusion_ext.upscale_latent)
+from ..upscale import upscale_latent
 from ..view_batch import ViewBatch
 from .noise_schedule import DiscreteSchedule
 from .sampler_interface import exact_sigma, on_device, sampler_function, takes_noise_sampler
