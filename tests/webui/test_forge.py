@@ -5,40 +5,33 @@ import json
 import numpy as np
 import pytest
 
-from webui_client import FORGE, REPO, demofusion, images, picture, plain_request
+from hosts import ALL, HOSTS, README_FOLDER, REPO
+from webui_client import demofusion, df, images, img2img_request, picture, pixels, plain_request, probe, started_here
 
-ON = {"enabled": True}
-README_FOLDER = "sd-webui-demofusion-ext"      # the folder name README tells users to clone into
-
-
-@pytest.fixture()
-def forge(webui):
-    if webui.host != "forge":
-        pytest.skip("Forge only")
-    return webui
+FORGE = HOSTS["forge"]
+pytestmark = pytest.mark.webui(hosts=["forge"])
 
 
-def test_multidiffusion_integrated_with_demofusion_is_refused_before_sampling(forge):
-    status, r = forge.txt2img(plain_request(alwayson_scripts={
-        "demofusion_ext": {"args": [dict(ON, scale=2)]},
+def test_multidiffusion_integrated_with_demofusion_is_refused_before_sampling(webui):
+    status, r = webui.txt2img(plain_request(alwayson_scripts={
+        "demofusion_ext": {"args": df(scale=2)},
         "multidiffusion integrated": {"args": [True, "MultiDiffusion", 768, 768, 64, 4]}}))
     assert status == 500 and "replaces the UNet call" in r["errors"], r
-    assert forge.txt2img(plain_request())[1]["images"][0] == forge.baseline
+    assert webui.plain_image() == webui.baseline
 
 
-def test_the_install_folder_is_not_on_forges_always_disabled_list(forge):
-    config = (FORGE.tree / "modules_forge" / "config.py").read_text()
+def test_the_install_folder_is_not_on_forges_always_disabled_list(webui):
+    config = (FORGE.webui_dir / "modules_forge" / "config.py").read_text()
     assert f"'{README_FOLDER}'" not in config and f'"{README_FOLDER}"' not in config
     assert README_FOLDER in (REPO / "README.md").read_text()
-    names = {s["name"] for s in forge.get("/sdapi/v1/script-info")}
-    assert "demofusion_ext" in names                          # loaded, under whatever folder the harness linked
+    names = {s["name"] for s in webui.get("/sdapi/v1/script-info")}
+    assert "demofusion_ext" in names                          # loaded (the harness linked it as README_FOLDER)
 
 
-def test_plain_generation_is_byte_identical_after_img2img(forge):
-    status, r = forge.call("POST", "/sdapi/v1/img2img", demofusion(
-        [dict(ON, scale=2)], init_images=[picture()], denoising_strength=0.6, width=64, height=64))
+def test_plain_generation_is_byte_identical_after_img2img(webui):
+    status, r = webui.img2img(img2img_request(df(scale=2), strength=0.6, width=64, height=64))
     assert status == 200 and images(r)[0].size == (128, 128), r
-    assert forge.txt2img(plain_request())[1]["images"][0] == forge.baseline
+    assert webui.plain_image() == webui.baseline
 
 
 def tiny_lora(checkpoint, out, rank=4, seed=0):
@@ -69,50 +62,49 @@ PATCHES = {
 }
 
 
+@pytest.mark.webui(models=ALL)        # the patches act on the model's own UNet
 @pytest.mark.parametrize("patch", ["FreeU", "SAG", "LoRA"])
-def test_forges_unet_patches_are_active_in_demofusion_phases(forge, patch):
+def test_forges_unet_patches_are_active_in_demofusion_phases(webui, patch):
     """A picture that covers phase 2 enters there, so every step of the run is a DemoFusion phase: a patch that
     changes this image is active in DemoFusion's phases (not only in the WebUI's own phase 1)."""
-    if patch == "FreeU" and forge.sdxl:
+    if patch == "FreeU" and webui.sdxl:
         pytest.skip("the tiny SDXL UNet is 320 channels wide at every level, where FreeU changes nothing")
-    if forge.log is None:
-        pytest.skip("needs the harness tree (a LoRA file) of a server started here")
-    if patch == "SAG" and forge.sdxl:
-        status, r = forge.txt2img(dict(plain_request(width=64, height=64, steps=1), alwayson_scripts=PATCHES["SAG"]))
+    started_here(webui, "needs the harness tree (a LoRA file) of a server started here")
+    if patch == "SAG" and webui.sdxl:
+        status, r = webui.txt2img(dict(plain_request(width=64, height=64, steps=1), alwayson_scripts=PATCHES["SAG"]))
         assert status == 500 and "'NoneType' object has no attribute 'shape'" in r["errors"], r
         pytest.skip("SAG fails on the tiny SDXL model even without DemoFusion (checked above): its UNet has no "
                     "middle-block attention, where SAG records its map")
-    req = dict(demofusion([dict(ON, scale=2)], init_images=[picture((128, 128))], denoising_strength=0.6,
-                          width=64, height=64, steps=3))
-    plain = [forge.call("POST", "/sdapi/v1/img2img", req) for _ in range(2)]
+    req = img2img_request(df(scale=2), picture((128, 128)), strength=0.6, width=64, height=64, steps=3)
+    plain = [webui.img2img(req) for _ in range(2)]
     assert all(status == 200 for status, _ in plain), plain[0]
     assert "DemoFusion picture entry: phase 2 of 2" in plain[0][1]["info"]
     patched = json.loads(json.dumps(req))
     if patch == "LoRA":
-        model = "tiny-forge-sdxl" if forge.sdxl else "tiny-forge-sd15"
-        lora = FORGE.tree / "models" / "Lora" / f"demofusion-test-{model}.safetensors"
+        checkpoint = FORGE.models[webui.model].checkpoint
+        lora = FORGE.webui_dir / "models" / "Lora" / f"demofusion-test-{checkpoint.rsplit('.', 1)[0]}.safetensors"
         lora.parent.mkdir(exist_ok=True)
         if not lora.exists():
-            tiny_lora(FORGE.tree / "models" / "Stable-diffusion" / f"{model}.safetensors", lora)
-        forge.call("POST", "/sdapi/v1/refresh-loras")
+            tiny_lora(FORGE.webui_dir / "models" / "Stable-diffusion" / checkpoint, lora)
+        webui.call("POST", "/sdapi/v1/refresh-loras")
         patched["prompt"] += f" <lora:{lora.stem}:1>"
     else:
         patched["alwayson_scripts"].update(PATCHES[patch])
-    status, r = forge.call("POST", "/sdapi/v1/img2img", patched)
+    status, r = webui.img2img(patched)
     assert status == 200, r
-    a, b, c = (np.asarray(images(x)[0], dtype=float) for x in (plain[0][1], plain[1][1], r))
+    a, b, c = (pixels(x) for x in (plain[0][1], plain[1][1], r))
     assert np.abs(a - b).mean() < 0.1                  # the same request again: the same picture
     assert np.abs(a - c).mean() > 1.0, patch
-    assert forge.txt2img(plain_request())[1]["images"][0] == forge.baseline
+    assert webui.plain_image() == webui.baseline
 
 
-def test_memory_is_planned_for_the_view_batch_in_use(forge):
+def test_memory_is_planned_for_the_view_batch_in_use(webui):
     """An out-of-memory error in phase 2 shrinks the view batch (13 views x 2 rows -> 6 -> 3 views per call, the
     probe letting at most 8 rows through); phase 3 then plans memory for 3 views, not the setting's 16."""
-    req = demofusion([dict(ON, scale=3, view_batch_size=16)], width=64, height=64)
-    req["alwayson_scripts"]["dfunet"] = {"args": [True, None, 8]}
-    status, r = forge.txt2img(req)
+    started_here(webui)
+    req = probe(demofusion(df(scale=3, view_batch_size=16), width=64, height=64), "dfunet", True, None, 8)
+    status, r = webui.txt2img(req)
     assert status == 200 and "DemoFusion error" not in r["info"], r
     assert images(r)[0].size == (192, 192)
-    planned = {m["job"]: m["shape"][0] for m in forge.get("/dfunet/calls")["memory"]}
+    planned = {m["job"]: m["shape"][0] for m in webui.get("/dfunet/calls")["memory"]}
     assert planned == {0: 2, 1: 2 * 16, 2: 2 * 3}, planned

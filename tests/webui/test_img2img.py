@@ -3,14 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from webui_client import demofusion, images, picture, plain_request, small
-
-ON = {"enabled": True}
-
-
-def img2img_request(args, strength=0.5, **kw):
-    req = demofusion(args, init_images=[picture()], denoising_strength=strength, **kw)
-    return req
+from webui_client import df, images, img2img_request, infotexts, picture, small
 
 
 def psnr(a: Image.Image, b: Image.Image) -> float:
@@ -21,7 +14,7 @@ def psnr(a: Image.Image, b: Image.Image) -> float:
 
 @pytest.mark.parametrize("scale,side", [(2, 256), (2.5, 320)])
 def test_img2img_scale_from_a_128_picture(webui, scale, side):
-    status, r = webui.call("POST", "/sdapi/v1/img2img", img2img_request([dict(ON, scale=scale)]))
+    status, r = webui.img2img(img2img_request(df(scale=scale)))
     assert status == 200, r
     [img] = images(r)
     assert img.size == (side, side)
@@ -33,9 +26,9 @@ def test_lower_strength_stays_closer_to_the_picture(webui):
     # picture, so the reference is the picture as this pipeline sees it unchanged: DemoFusion at strength 0.02
     # (the init latent, enlarged and decoded, with almost no denoising).
     size, _ = small(webui)
+
     def run(strength):
-        status, r = webui.call("POST", "/sdapi/v1/img2img", img2img_request([dict(ON, scale=2)], strength, steps=8,
-                                                                              **size))
+        status, r = webui.img2img(img2img_request(df(scale=2), strength=strength, steps=8, **size))
         assert status == 200, r
         return images(r)[0]
     reference = run(0.02)
@@ -45,14 +38,14 @@ def test_lower_strength_stays_closer_to_the_picture(webui):
 
 
 def test_img2img_phase_images_in_order(webui):
-    status, r = webui.call("POST", "/sdapi/v1/img2img", img2img_request([dict(ON, scale=3, phase_images=True)]))
+    status, r = webui.img2img(img2img_request(df(scale=3, phase_images=True)))
     assert status == 200, r
     assert [i.size for i in images(r)] == [(384, 384), (128, 128), (256, 256)]
-    infos = __import__("json").loads(r["info"])["infotexts"]
+    infos = infotexts(r)
     assert infos[1].endswith("DemoFusion phase: 1 of 3") and infos[2].endswith("DemoFusion phase: 2 of 3")
 
 
 def test_masks_are_refused(webui):
-    status, r = webui.call("POST", "/sdapi/v1/img2img", img2img_request([dict(ON)], mask=picture()))
+    status, r = webui.img2img(img2img_request(df(), mask=picture()))
     assert status == 500 and "cannot inpaint" in r["errors"]
-    assert webui.txt2img(plain_request())[1]["images"][0] == webui.baseline
+    assert webui.plain_image() == webui.baseline

@@ -1,45 +1,34 @@
 """Upscaling that keeps the picture (issue 17), in a real WebUI: a large img2img picture enters at the largest phase
 it covers, and any WebUI upscaler may enlarge a finished phase for the next."""
-import json
 from collections import Counter
 
 import numpy as np
 import pytest
 
 from demofusion_ext.script.plan_line import plan_counts
-from webui_client import demofusion, has, images, picture, plain_request, small, xyz_axis_choices
-
-ON = {"enabled": True}
-PROBE = {"dfunet": {"args": [True]}}
-
-
-def img2img_request(size, init, strength=0.5, steps=4, **settings):
-    req = demofusion([dict(ON, **settings)], init_images=[init], denoising_strength=strength, steps=steps, **size)
-    req["alwayson_scripts"].update(PROBE)
-    return req
+from webui_client import (demofusion, df, has, images, img2img_request, infotext, infotexts, picture, probe, small,
+                          started_here, xyz_axis_choices, xyz_plot)
 
 
 def run_img2img(webui, req):
-    status, r = webui.call("POST", "/sdapi/v1/img2img", req)
+    """An img2img request with the unet probe: the answer and what the UNet received."""
+    started_here(webui)
+    status, r = webui.img2img(probe(req, "dfunet"))
     assert status == 200, r
     return r, webui.get("/dfunet/calls")
 
 
 def img2img(webui, size, picture_side, strength=0.5, steps=4, **settings):
-    return run_img2img(webui, img2img_request(size, picture((picture_side, picture_side)), strength, steps,
-                                              **settings))
+    return run_img2img(webui, img2img_request(df(**settings), picture((picture_side, picture_side)), strength,
+                                              steps=steps, **size))
 
 
-def rows_per_job(probe):
+def rows_per_job(calls):
     """UNet rows per job (phase that ran), as the UNet itself received them."""
     rows = Counter()
-    for call in probe["calls"]:
+    for call in calls["calls"]:
         rows[call["job"]] += call["shape"][0]
     return [rows[j] for j in sorted(rows)]
-
-
-def infotext(r, i=0):
-    return json.loads(r["info"])["infotexts"][i]
 
 
 @pytest.mark.parametrize("aspect", [1.0, 0.75], ids=["square", "4:3"])
@@ -47,27 +36,26 @@ def test_a_large_picture_enters_at_its_own_size_and_no_unet_call_exceeds_the_win
     size, _ = small(webui)
     w = size["width"]                                      # 128 (Forge 64): the window and phase 1
     h = int(w * aspect)
-    req = img2img_request(dict(width=w, height=h), picture((2 * w, 2 * h)), scale=3)
-    r, probe = run_img2img(webui, req)
+    r, calls = run_img2img(webui, img2img_request(df(scale=3), picture((2 * w, 2 * h)), width=w, height=h, steps=4))
     [img] = images(r)
     assert img.size == (3 * w, 3 * h)
     assert has(infotext(r), "DemoFusion picture entry", f"phase 2 of 3 at {2 * w}x{2 * h}")
     # phases 2 and 3 ran (two jobs), each with exactly the views the plan counts for them (x2: cond and uncond)
     plan = plan_counts(w, h, 4, 3, 0.5, denoising=0.5, picture=(2 * w, 2 * h))
-    assert rows_per_job(probe) == [2 * c["views"] for c in plan if not c["skipped"]]
-    shapes = {tuple(c["shape"][-2:]) for c in probe["calls"]}
+    assert rows_per_job(calls) == [2 * c["views"] for c in plan if not c["skipped"]]
+    shapes = {tuple(c["shape"][-2:]) for c in calls["calls"]}
     assert shapes == {(h // 8, w // 8)}, shapes                     # every UNet call is one window, none larger
-    assert probe["picture"][-2:] == [h // 4, w // 4]                  # encoded at phase 2's size, not shrunk
+    assert calls["picture"][-2:] == [h // 4, w // 4]                  # encoded at phase 2's size, not shrunk
 
 
 def test_a_picture_the_size_of_the_window_runs_every_phase_as_before(webui):
     size, _ = small(webui)
     side = size["width"]
-    r, probe = img2img(webui, size, side, scale=3)
+    r, calls = img2img(webui, size, side, scale=3)
     assert images(r)[0].size == (3 * side, 3 * side) and "DemoFusion picture entry" not in infotext(r)
     plan = plan_counts(side, side, 4, 3, 0.5, denoising=0.5)
-    assert rows_per_job(probe) == [2 * c["views"] for c in plan]       # phase 1 is the WebUI's own img2img
-    assert "distance" not in probe                                      # no picture was encoded at a phase size
+    assert rows_per_job(calls) == [2 * c["views"] for c in plan]       # phase 1 is the WebUI's own img2img
+    assert "distance" not in calls                                     # no picture was encoded at a phase size
 
 
 def test_lower_strength_keeps_the_large_picture(webui):
@@ -88,8 +76,8 @@ def test_each_phase_upscaler_is_used_between_phases(webui):
     results = {}
     for name in UPSCALERS:
         # at phase denoising 0.5, as upscaling users run it, phase 2 keeps more of the enlarged start
-        status, r = webui.txt2img(demofusion([dict(ON, upscaler=name, phase_images=name == "Lanczos",
-                                                   phase_denoise=0.5)], **size))
+        status, r = webui.txt2img(demofusion(df(upscaler=name, phase_images=name == "Lanczos", phase_denoise=0.5),
+                                             **size))
         assert status == 200, r
         out = images(r)
         assert out[0].size == want and has(infotext(r), "DemoFusion upscaler", name)
@@ -107,30 +95,26 @@ def test_each_phase_upscaler_is_used_between_phases(webui):
 def test_a_large_picture_with_a_model_upscaler(webui):
     size, _ = small(webui)
     side = size["width"]
-    r, probe = img2img(webui, size, 2 * side, scale=3, upscaler="tiny-esrgan-4x")
-    assert images(r)[0].size == (3 * side, 3 * side) and len(rows_per_job(probe)) == 2
+    r, calls = img2img(webui, size, 2 * side, scale=3, upscaler="tiny-esrgan-4x")
+    assert images(r)[0].size == (3 * side, 3 * side) and len(rows_per_job(calls)) == 2
     assert has(infotext(r), "DemoFusion upscaler", "tiny-esrgan-4x")
 
 
 def test_an_unknown_upscaler_is_refused_with_the_available_ones(webui):
-    status, r = webui.txt2img(demofusion([dict(ON, upscaler="4x-UltraSharp")]))
+    status, r = webui.txt2img(demofusion(df(upscaler="4x-UltraSharp")))
     assert status == 500, r
     assert "Phase upscaler '4x-UltraSharp'" in r["errors"] and "Lanczos, Nearest" in r["errors"]
     assert "tiny-esrgan-4x" in r["errors"]
-    assert webui.txt2img(plain_request())[1]["images"][0] == webui.baseline
+    assert webui.plain_image() == webui.baseline
 
 
 def test_an_xyz_plot_over_phase_upscalers(webui):
-    if webui.sdxl:
-        pytest.skip("the axis is the script's, not the model's: SD1 on both hosts shows it")
-    choices = xyz_axis_choices(webui)
     size, want = small(webui)
-    # an axis with choices takes its values from the dropdown list (the third argument)
-    args = [choices.index("[DemoFusion] Phase upscaler"), "", ["Latent", "Lanczos"], 0, "", [], 0, "", [], True,
-            True, False, False, False, False, False, 0, False]
-    status, r = webui.txt2img(dict(demofusion([False], **size), script_name="x/y/z plot", script_args=args))
+    # an axis with choices takes its values from the dropdown list
+    plot = xyz_plot(xyz_axis_choices(webui), ("[DemoFusion] Phase upscaler", ["Latent", "Lanczos"]))
+    status, r = webui.txt2img(dict(demofusion([False], **size), **plot))
     assert status == 200, r
-    infos = json.loads(r["info"])["infotexts"][1:]          # the grid's own comes first
+    infos = infotexts(r)[1:]                               # the grid's own comes first
     assert sum(has(i, "DemoFusion upscaler", "Lanczos") for i in infos) == 1
     assert sum(has(i, "DemoFusion upscaler", "Latent") for i in infos) == 1
     assert [i.size for i in images(r)][1:] == [want, want]

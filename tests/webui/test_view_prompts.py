@@ -5,39 +5,23 @@ A tiny random model's attention means nothing, so the maps are injected through 
 right half, every other word nowhere. The probe labels every row each UNet call received with the text whose
 encoding it carries, so the test sees what each view was conditioned on.
 """
-import json
-
 import pytest
 
-from webui_client import (demofusion, images, picture, plain_request, small, txt2img_interrupted_in_phase_2,
-                          xyz_axis_choices)
+from hosts import ALL
+from webui_client import (INJECT, VIEW_PROMPT, assert_windows_got_their_words, demofusion, df, fail_in_phase, images,
+                          infotext, infotexts, picture, probe, small, started_here, stop_in_phase, xyz_axis_choices, xyz_plot)
 
-ON = {"enabled": True}
-PROMPT = "a photo of a cat and a dog"
-TEXTS = {"cat": "cat", "dog": "dog", "both": "cat dog", "full": PROMPT, "neg": "blurry"}
+# the subject is the model's conditioning (its text encoders, SDXL's pooled vector): every model of every host
+pytestmark = pytest.mark.webui(models=ALL)
 
 
-def request(webui, inject=True, steps=4, **df):
+def request(webui, inject=True, steps=4, **settings):
+    """txt2img at 2x with the unet probe; `inject`: with the synthetic maps and row labels."""
+    started_here(webui)
     size, _ = small(webui)
-    req = demofusion([dict(dict(ON, scale=2, random_jitter=False), **df)], prompt=PROMPT, negative_prompt="blurry",
-                     steps=steps, **size)
-    req["alwayson_scripts"]["dfunet"] = {"args": [True, {"left": "cat", "right": "dog", "texts": TEXTS}]
-                                         if inject else [True]}
-    return req
-
-
-def assert_windows_got_their_words(calls, sdxl=False):
-    """2x: a 3 x 3 grid of windows (left column: the left half only, middle: both halves, right: the right half),
-    then the 4 dilated views with the full prompt; each view has a cond and an uncond row."""
-    later = [c for c in calls if c["job"] == 1]
-    assert later
-    want = ["cat", "both", "dog"] * 3 + ["full"] * 4
-    for call in later:
-        views = len(call["labels"]) // 2
-        pairs = [set(call["labels"][2 * v:2 * v + 2]) for v in range(views)]
-        assert pairs == [{w, "neg"} for w in want[:views]], call["labels"]
-        if sdxl:            # the pooled text vector follows the view's text too
-            assert call["pooled"] == call["labels"], call
+    req = demofusion(df(**{"scale": 2, "random_jitter": False, **settings}), prompt=VIEW_PROMPT,
+                     negative_prompt="blurry", steps=steps, **size)
+    return probe(req, "dfunet", *([True, INJECT] if inject else [True]))
 
 
 def test_each_window_gets_the_words_its_area_drew(webui):
@@ -47,7 +31,7 @@ def test_each_window_gets_the_words_its_area_drew(webui):
     first = [c for c in calls if c["job"] == 0]
     assert first and all(set(c["labels"]) == {"full", "neg"} for c in first)     # phase 1: the whole prompt
     assert_windows_got_their_words(calls, webui.sdxl)
-    info = json.loads(r["info"])["infotexts"][0]
+    info = infotext(r)
     assert "DemoFusion per-view prompts: True" in info and "DemoFusion prompt keep threshold: 0.3" in info
     lines = [ln for ln in webui.log.read_text().splitlines() if ln.startswith("[DemoFusion] phase 2 at ")] \
         if webui.log else []
@@ -71,33 +55,29 @@ def test_window_interaction_changes_the_image_and_repeats(webui):
     assert a[0] == b[0] == c[0] == 200
     assert images(b[1])[0].tobytes() == images(c[1])[0].tobytes()
     assert images(a[1])[0].tobytes() != images(b[1])[0].tobytes()
-    assert "DemoFusion window interaction: True" in json.loads(b[1]["info"])["infotexts"][0]
+    assert "DemoFusion window interaction: True" in infotext(b[1])
 
 
 def test_img2img_takes_the_maps_from_the_pictures_own_denoising(webui):
     size, _ = small(webui)
     req = dict(request(webui, patch_prompts=True), init_images=[picture((size["width"], size["height"]))],
                denoising_strength=0.6)
-    status, r = webui.call("POST", "/sdapi/v1/img2img", req)
+    status, r = webui.img2img(req)
     assert status == 200, r
     assert_windows_got_their_words(webui.get("/dfunet/calls")["calls"], webui.sdxl)
     assert webui.get("/dfunet/hooks") == {"forward": 0, "pre": 0}
 
 
 def test_a_failed_or_interrupted_phase_with_per_view_prompts_leaves_nothing_behind(webui):
-    if webui.log is None:
-        pytest.skip("the fault probe is linked only into harness servers started here")
-    req = request(webui, patch_prompts=True, scale=3)
-    req["alwayson_scripts"]["dffault"] = {"args": [3]}
-    status, r = webui.txt2img(req)
-    assert status == 200 and "phase 3 failed" in json.loads(r["info"])["infotexts"][0]
+    status, r = webui.txt2img(fail_in_phase(request(webui, patch_prompts=True, scale=3), 3))
+    assert status == 200 and "phase 3 failed" in infotext(r)
     assert webui.get("/dfunet/hooks") == {"forward": 0, "pre": 0}
-    assert webui.txt2img(plain_request())[1]["images"][0] == webui.baseline
-    (status, _), _ = txt2img_interrupted_in_phase_2(webui, request(webui, inject=False, patch_prompts=True,
-                                                                   window_interaction=True, scale=3, steps=30))
-    assert status == 200
+    assert webui.plain_image() == webui.baseline
+    status, r = webui.txt2img(stop_in_phase(request(webui, inject=False, patch_prompts=True, window_interaction=True,
+                                                    scale=3), 2))
+    assert status == 200 and "interrupted in phase 2 of 3" in infotext(r), r
     assert webui.get("/dfunet/hooks") == {"forward": 0, "pre": 0}
-    assert webui.txt2img(plain_request())[1]["images"][0] == webui.baseline
+    assert webui.plain_image() == webui.baseline
 
 
 SYNTAX = {
@@ -131,14 +111,14 @@ def test_the_word_model_follows_the_webuis_own_tokenization(webui):
     assert "AND" in res["and"]["fallback"]
 
 
+@pytest.mark.webui(hosts=["a1111"], models=["sd1"])
 def test_a_prompt_with_an_embedding_keeps_the_full_prompt(webui):
-    if webui.host != "a1111" or webui.sdxl or webui.log is None:
-        pytest.skip("A1111 SD1 (it reloads embeddings over its API; an SDXL embedding needs CLIP-L and CLIP-G "
-                    "vectors); needs the harness tree of a server started here")
+    """A1111 SD1: it reloads embeddings over its API (an SDXL embedding needs CLIP-L and CLIP-G vectors)."""
+    started_here(webui, "needs the harness tree of a server started here")
     import torch
     from safetensors.torch import save_file
     width = webui.get("/dfunet/textwidth")["width"]
-    folder = webui.log.parents[1] / "webui" / "embeddings"
+    folder = webui.log.parents[1] / webui.spec.tree / "embeddings"
     path = folder / "dfwordtest.safetensors"
     save_file({"emb_params": torch.randn(2, width)}, str(path))
     try:
@@ -151,18 +131,14 @@ def test_a_prompt_with_an_embedding_keeps_the_full_prompt(webui):
         webui.call("POST", "/sdapi/v1/refresh-embeddings")
 
 
+@pytest.mark.webui(models=["sd1"])    # the axes are the script's, not the model's
 def test_xyz_axes_over_the_anti_repetition_options(webui):
-    if webui.sdxl:
-        pytest.skip("the axes are the script's, not the model's: SD1 on both hosts shows them")
-    choices = xyz_axis_choices(webui)
     size, want = small(webui)
-    args = [choices.index("[DemoFusion] Window interaction"), "", ["False", "True"],
-            choices.index("[DemoFusion] Prompt keep threshold"), "0.3, 0.5", [], 0, "", [], True, True, False,
-            False, False, False, False, 0, False]
-    req = dict(demofusion([dict(ON, patch_prompts=True)], **size), script_name="x/y/z plot", script_args=args)
-    status, r = webui.txt2img(req)
+    plot = xyz_plot(xyz_axis_choices(webui), ("[DemoFusion] Window interaction", ["False", "True"]),
+                    ("[DemoFusion] Prompt keep threshold", "0.3, 0.5"))
+    status, r = webui.txt2img(dict(demofusion(df(patch_prompts=True), **size), **plot))
     assert status == 200, r
-    infos = json.loads(r["info"])["infotexts"][1:]
+    infos = infotexts(r)[1:]
     assert sum("DemoFusion window interaction: True" in i for i in infos) == 2
     assert sum("DemoFusion prompt keep threshold: 0.5" in i for i in infos) == 2
     assert [i.size for i in images(r)][1:] == [want] * 4

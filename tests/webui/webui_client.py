@@ -1,59 +1,38 @@
-"""A real WebUI with this checkout installed, over HTTP: A1111 v1.10.1 (../shared/webui-harness, tiny SD1 and
-SDXL models) and Forge 2 (../shared/forge-harness, its Forge-shaped tiny SD1 and SDXL models).
+"""A WebUI over HTTP and what the tests build and read, one place each: requests with DemoFusion's arguments,
+ControlNet units, the probes' arguments, X/Y/Z plots; images, infotexts, log lines.
 
-DEMOFUSION_WEBUI_SD1 / _SDXL / _FORGE / _FORGE_SDXL: URLs of running servers to use instead of starting them.
-WEBUI_HARNESS / FORGE_HARNESS: the harness builds (default ~/webui-harness, ~/forge-harness). A host whose
-harness is missing (and no URL given) skips its tests, naming the build command.
+The servers (hosts.py, servers.py) and the `webui` fixture (conftest.py) hand tests a `WebUI`.
 """
 import base64
 import io
 import json
-import os
-import pathlib
-import subprocess
 import urllib.error
 import urllib.request
 
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
-HARNESS = pathlib.Path(os.environ.get("WEBUI_HARNESS", pathlib.Path.home() / "webui-harness"))
-BIN = REPO.parent / "shared" / "webui-harness" / "bin"
-FORGE_HARNESS = pathlib.Path(os.environ.get("FORGE_HARNESS", pathlib.Path.home() / "forge-harness"))
-FORGE_BIN = REPO.parent / "shared" / "forge-harness" / "bin"
-MODELS = {"sd1": ("tiny-sd15.safetensors", 7871), "sdxl": ("tiny-sdxl.safetensors", 7872),
-          "forge": ("tiny-forge-sd15.safetensors", 7883), "forge-sdxl": ("tiny-forge-sdxl.safetensors", 7885)}
-
-
-class Host:
-    """Where a host's harness lives and how it starts: the WebUI tree, its scripts and its log names."""
-
-    def __init__(self, name, build, bin_dir, tree, start, stop, log):
-        self.name, self.build, self.bin, self.tree = name, build, bin_dir, build / tree
-        self.start, self.stop, self.log = bin_dir / start, bin_dir / stop, log
-
-    def missing(self):
-        if not (self.tree / "launch.py").exists() or not self.start.exists():
-            return (f"no {self.name} harness: build it with {self.bin / 'setup.sh'} (see its README), "
-                    f"or point DEMOFUSION_WEBUI_* at running servers")
-        return None
-
-
-A1111 = Host("A1111 WebUI", HARNESS, BIN, "webui", "start_webui.sh", "stop_webui.sh", "webui-{port}.log")
-FORGE = Host("Forge", FORGE_HARNESS, FORGE_BIN, "forge", "start_forge.sh", "stop_forge.sh", "forge-{port}.log")
+ON = {"enabled": True}
 
 
 class WebUI:
-    def __init__(self, url, kind, log=None):
-        self.url, self.kind, self.log = url.rstrip("/"), kind, log
-        self.host = "forge" if kind.startswith("forge") else "a1111"
-        self.sdxl = kind.endswith("sdxl")
-        self.baseline = None
+    """One model of one running server. `host` is the host's name ("a1111", "forge"), `spec` its hosts.Host;
+    `baseline` the plain image of plain_request() before any DemoFusion run in the process."""
+
+    def __init__(self, url, host, model, log=None, server="ui"):
+        self.url, self.spec, self.model, self.log, self.server = url.rstrip("/"), host, model, log, server
+        self.host = host.name
+        self.sdxl = host.models[model].sdxl
+        self.baseline = None                  # plain_request()'s image
+        self.baselines = {}                   # BASELINES' images by name, taken with the plain one
+        self._controlnet = None
+
+    def __repr__(self):
+        return f"WebUI({self.host}-{self.server}-{self.model} at {self.url})"
 
     @property
     def outputs(self):
         """The server's output folder (known for a harness server started here)."""
-        return self.log.parents[1] / ("forge" if self.host == "forge" else "webui") / "outputs"
+        return self.log.parents[1] / self.spec.tree / "outputs"
 
     def call(self, method, path, payload=None, timeout=900):
         data = json.dumps(payload).encode() if payload is not None else None
@@ -72,14 +51,35 @@ class WebUI:
     def txt2img(self, payload):
         return self.call("POST", "/sdapi/v1/txt2img", payload)
 
+    def img2img(self, payload):
+        return self.call("POST", "/sdapi/v1/img2img", payload)
+
     def get(self, path):
         return self.call("GET", path)[1]
 
+    def baseline_of(self, name):
+        """The image of BASELINES[name] before any DemoFusion run (the test's mark names it in `baselines`)."""
+        if name not in self.baselines:
+            pytest.fail(f"no {name} baseline: name it in the test's webui mark, baselines=[{name!r}]")
+        return self.baselines[name]
 
-def images(response):
-    from PIL import Image
-    return [Image.open(io.BytesIO(base64.b64decode(b))) for b in response["images"]]
+    def plain_image(self):
+        """plain_request()'s image now, to compare with the baseline."""
+        return self.txt2img(plain_request())[1]["images"][0]
 
+    def controlnet_model(self):
+        """The harness's tiny ControlNet for this model, by the name its ControlNet lists (Forge needs the hash)."""
+        if self._controlnet is None:
+            prefix = self.spec.models[self.model].controlnet
+            names = [n for n in self.get("/controlnet/model_list").get("model_list", []) if n.startswith(prefix)]
+            if not names:
+                pytest.skip(f"no tiny ControlNet {prefix} in the {self.spec.title} harness (see its README, "
+                            f"\"ControlNet\")")
+            self._controlnet = names[0]
+        return self._controlnet
+
+
+# --- requests ---
 
 def plain_request(**kw):
     req = {"prompt": "a photo of a cat, (detailed:1.2)", "negative_prompt": "blurry", "seed": 1234,
@@ -89,32 +89,86 @@ def plain_request(**kw):
     return req
 
 
-def small(webui, size=128):
-    """A square base of `size` (Forge: 64, its tiny model being full width and 7-10x slower) and its 2x size."""
-    side = 64 if webui.host == "forge" else size
-    return {"width": side, "height": side}, (2 * side, 2 * side)
-
-
 def demofusion(args, **kw):
+    """A request with DemoFusion's arguments: a list (positional, or one dict of named settings)."""
     return plain_request(alwayson_scripts={"demofusion_ext": {"args": args}}, **kw)
 
 
-def controlnet_request(df_args, units, probe=None, **kw):
-    """A request with ControlNet units (None: no ControlNet arguments) and, when named, a probe script enabled;
-    `df_args` None: DemoFusion off."""
+def df(**settings):
+    """DemoFusion on with these named settings, as the `args` of demofusion()."""
+    return [dict(ON, **settings)]
+
+
+def img2img_request(args, init=None, strength=0.5, **kw):
+    """An img2img request of `init` (base64 PNG; default picture()) with DemoFusion's arguments."""
+    return demofusion(args, init_images=[init or picture()], denoising_strength=strength, **kw)
+
+
+def probe(req, name, *args):
+    """Enable a test-only probe extension (dfunet, dfapply, dfprobe, dffault) in a request; returns the request."""
+    req.setdefault("alwayson_scripts", {})[name] = {"args": list(args) or [True]}
+    return req
+
+
+def fail_in_phase(req, phase, iteration=-1):
+    """The fault probe makes every phase from `phase` on (of the `iteration`-th image of a batch count) fail."""
+    return probe(req, "dffault", phase, iteration)
+
+
+def stop_in_phase(req, phase, action="interrupt", evaluations=2, iteration=-1):
+    """The fault probe presses Interrupt (or Skip) in `phase` once it has made `evaluations` model evaluations:
+    the sampler stops at its next one, deterministically."""
+    return probe(req, "dffault", phase, iteration, action, evaluations)
+
+
+def controlnet_unit(webui, image, **kw):
+    """An enabled ControlNet unit with the harness's tiny ControlNet for the model and a control image."""
+    return dict({"enabled": True, "model": webui.controlnet_model(), "image": image, "weight": 1.0},
+                **webui.spec.controlnet_unit, **kw)
+
+
+def controlnet_request(df_args, units, **kw):
+    """A request with ControlNet units (None: no ControlNet arguments); `df_args` None: DemoFusion off."""
     req = demofusion(df_args, **kw) if df_args is not None else plain_request(**kw)
     req.setdefault("alwayson_scripts", {})
     if units is not None:
         req["alwayson_scripts"]["ControlNet"] = {"args": units}
-    if probe:
-        req["alwayson_scripts"][probe] = {"args": [True]}
     return req
+
+
+def plain_controlnet_request(webui):
+    """No DemoFusion, one ControlNet unit: the WebUI with ControlNet as it was before DemoFusion ran."""
+    from control_images import stripes
+    w, h = (webui.spec.base, webui.spec.base) if webui.spec.base else (128, 96)
+    return controlnet_request(None, [controlnet_unit(webui, stripes(w, h))], width=w, height=h)
+
+
+# requests whose images a server takes on a fresh process, for the tests whose `webui` mark names them in
+# `baselines`: WebUI.baselines[name] (plain_request()'s is always taken, as WebUI.baseline)
+BASELINES = {"controlnet": plain_controlnet_request}
 
 
 def xyz_axis_choices(webui):
     """The X/Y/Z plot's axis names in txt2img, whose indices its script arguments take."""
     [xyz] = [s for s in webui.get("/sdapi/v1/script-info") if s["name"] == "x/y/z plot" and not s["is_img2img"]]
     return xyz["args"][0]["choices"]
+
+
+def xyz_plot(choices, x, y=None):
+    """The request fields of an X/Y/Z plot over axes (label, "typed values") or (label, [dropdown values])."""
+    def axis(a):
+        if a is None:
+            return [0, "", []]
+        label, values = a
+        return [choices.index(label), "", values] if isinstance(values, list) else [choices.index(label), values, []]
+    return {"script_name": "x/y/z plot",
+            "script_args": axis(x) + axis(y) + axis(None) + [True, True, False, False, False, False, False, 0, False]}
+
+
+def small(webui, size=128):
+    """A square base of `size` (a slow host: its own base side, Forge 64) and its 2x size."""
+    side = webui.spec.base or size
+    return {"width": side, "height": side}, (2 * side, 2 * side)
 
 
 def picture(size=(128, 128)):
@@ -130,8 +184,30 @@ def picture(size=(128, 128)):
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def harness_missing():
-    return A1111.missing()
+# --- answers ---
+
+def images(response):
+    from PIL import Image
+    return [Image.open(io.BytesIO(base64.b64decode(b))) for b in response["images"]]
+
+
+def pixels(response, i=0):
+    """An answer's i-th image as a float array."""
+    import numpy as np
+    return np.asarray(images(response)[i].convert("RGB"), dtype=float)
+
+
+def mean_abs_difference(a, b):
+    import numpy as np
+    return float(np.abs(np.asarray(a, dtype=float) - np.asarray(b, dtype=float)).mean())
+
+
+def infotexts(response):
+    return json.loads(response["info"])["infotexts"]
+
+
+def infotext(response, i=0):
+    return infotexts(response)[i]
 
 
 def has(info, key, text):
@@ -139,62 +215,20 @@ def has(info, key, text):
     return f"{key}: {text}," in info or f'{key}: "{text}"' in info
 
 
-def phase_log_lines(webui, phase=2):
-    """The engine's report lines for `phase` in the server log, oldest first."""
+def server_log(webui):
     if webui.log is None:
         pytest.skip("server log unknown for a server given by URL")
-    return [ln for ln in webui.log.read_text().splitlines() if ln.startswith(f"[DemoFusion] phase {phase} at ")]
+    return webui.log.read_text()
 
 
-def _serve(kind, port, env_name, ui_mode=False):
-    """Yield a WebUI for `kind`: the server named by $env_name, or a harness server started here."""
-    host = FORGE if kind.startswith("forge") else A1111
-    url = os.environ.get(env_name)
-    started = None
-    if not url:
-        missing = host.missing()
-        if missing:
-            pytest.skip(missing)
-        env = dict(os.environ, EXTENSION=str(REPO), PORT=str(port),
-                   CKPT=str(host.tree / "models" / "Stable-diffusion" / MODELS[kind][0]))
-        for link in (host.tree / "extensions").iterdir():   # other links to this project (an interrupted run, another checkout)
-            if link.is_symlink() and link.name != REPO.name and (link.resolve() / "demofusion_ext").is_dir():
-                link.unlink()
-        probes = {"zz-dffault": "fault_probe",               # test-only: makes a chosen phase fail on request
-                  "zz-dfunet": "unet_probe"}                 # test-only: records what the UNet itself received
-        if host is A1111:
-            probes["zz-dfapply"] = "apply_probe"                 # another extension's apply_model hook, a probe
-        for name, folder in probes.items():
-            if not (host.tree / "extensions" / name).is_symlink():
-                (host.tree / "extensions" / name).symlink_to(REPO / "tests" / "webui" / folder)
-        subprocess.run([str(host.stop), str(port)], env=env, capture_output=True)
-        out = subprocess.run([str(host.start)] + (["--ui"] if ui_mode else []), env=env, capture_output=True, text=True)
-        if out.returncode:
-            pytest.fail(f"harness {host.name} did not start: {out.stdout[-2000:]} {out.stderr[-2000:]}")
-        url, started = f"http://127.0.0.1:{port}", (port, env)
-    ui = WebUI(url, kind, host.build / "run" / host.log.format(port=started[0]) if started else None)
-    status, r = ui.txt2img(plain_request())
-    assert status == 200, r
-    ui.baseline = r["images"][0]
-    yield ui
-    if started:
-        subprocess.run([str(host.stop), str(started[0])], env=started[1], capture_output=True)
+def phase_log_lines(webui, phase=2):
+    """The engine's report lines for `phase` in the server log, oldest first."""
+    return [ln for ln in server_log(webui).splitlines() if ln.startswith(f"[DemoFusion] phase {phase} at ")]
 
 
-@pytest.fixture(scope="session", params=["sd1", "sdxl", "forge", "forge-sdxl"])
-def webui(request):
-    """An API-only WebUI with this extension per host and tiny model (A1111: SD1, SDXL; Forge: SD1, SDXL);
-    its baseline plain image comes before any DemoFusion run."""
-    env_name = "DEMOFUSION_WEBUI_" + request.param.upper().replace("-", "_")
-    yield from _serve(request.param, MODELS[request.param][1], env_name)
-
-
-@pytest.fixture(scope="session", params=["sd1", "forge"])
-def webui_ui(request):
-    """The SD1 WebUI with its gradio UI (and API) per host: what a browser sees, XYZ plot axes, infotext paste."""
-    port = 7870 if request.param == "sd1" else 7884
-    yield from _serve(request.param, port, "DEMOFUSION_WEBUI_UI" + ("_FORGE" if request.param == "forge" else ""),
-                      ui_mode=True)
+def started_here(webui, why="the probes are linked only into harness servers started here"):
+    if webui.log is None:
+        pytest.skip(why)
 
 
 def txt2img_polling(ui, payload, on_progress, path="/sdapi/v1/progress?skip_current_image=true", interval=0.03):
@@ -216,24 +250,22 @@ def txt2img_polling(ui, payload, on_progress, path="/sdapi/v1/progress?skip_curr
         t.join()
 
 
-def txt2img_interrupted_in_phase_2(ui, payload, timeout=120, button="interrupt", phase=2):
-    """Run a request and press Interrupt (or Skip) once its second (or `phase`-th) phase has started; returns
-    (response, seconds to stop)."""
-    import threading
-    import time
-    def state():
-        return ui.get("/sdapi/v1/progress?skip_current_image=true")["state"]
-    result = {}
-    t = threading.Thread(target=lambda: result.update(r=ui.txt2img(payload)))
-    t.start()
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        s = state()
-        # job_no of the previous request lingers after it ended; job_count is 0 until a new one begins
-        if s["job_count"] > 0 and s["job_no"] >= phase - 1:
-            break
-        time.sleep(0.05)
-    t0 = time.time()
-    ui.call("POST", f"/sdapi/v1/{button}")
-    t.join()
-    return result["r"], time.time() - t0
+# --- per-view prompts: the unet probe's synthetic attention maps and what each view's rows carried ---
+
+VIEW_PROMPT = "a photo of a cat and a dog"
+VIEW_TEXTS = {"cat": "cat", "dog": "dog", "both": "cat dog", "full": VIEW_PROMPT, "neg": "blurry"}
+INJECT = {"left": "cat", "right": "dog", "texts": VIEW_TEXTS}   # "cat" attends to the left half, "dog" the right
+
+
+def assert_windows_got_their_words(calls, sdxl=False):
+    """2x: a 3 x 3 grid of windows (left column: the left half only, middle: both halves, right: the right half),
+    then the 4 dilated views with the full prompt; each view has a cond and an uncond row."""
+    later = [c for c in calls if c["job"] == 1]
+    assert later
+    want = ["cat", "both", "dog"] * 3 + ["full"] * 4
+    for call in later:
+        views = len(call["labels"]) // 2
+        pairs = [set(call["labels"][2 * v:2 * v + 2]) for v in range(views)]
+        assert pairs == [{w, "neg"} for w in want[:views]], call["labels"]
+        if sdxl:            # the pooled text vector follows the view's text too
+            assert call["pooled"] == call["labels"], call
