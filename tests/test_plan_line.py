@@ -1,6 +1,5 @@
 """The UI's plan line comes from the engine's plan: its counts are what a run makes."""
 import pytest
-import torch
 
 from demofusion_ext import CallCounter, DemoFusionSettings, run_demofusion
 from demofusion_ext.phases import entry_phase, plan_phases
