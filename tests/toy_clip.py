@@ -6,7 +6,7 @@ import math
 import re
 import unicodedata
 
-from demofusion_ext.prompt_words import is_break
+from demofusion_ext.anti_repetition.prompt_words import is_break
 
 BOS, EOS = 49406, 49407
 BREAK = ("BREAK", -1.0)
