@@ -50,7 +50,7 @@ class Host:
     models: dict[str, Model]
     servers: dict[str, Server]
     spare_port: int                   # one-off servers of single tests (servers.extra_server)
-    probes: tuple[str, ...]           # test-only extensions (folders in tests/webui) linked in as zz-<name>
+    probes: dict[str, str]            # test-only extensions: the link name in extensions/ -> their folder in tests/webui
     controlnet_unit: dict = field(default_factory=dict)     # what a ControlNet unit of this host needs besides
     base: int | None = None           # the base side of cheap requests (sweeps) on a slow host (None: the test's)
 
@@ -89,7 +89,8 @@ HOSTS = {
                           about="API only (--nowebui); this checkout loads after sd-webui-controlnet"),
         },
         spare_port=7878,
-        probes=("fault_probe", "unet_probe", "apply_probe", "cn_probe"),
+        probes={"zz-dffault": "fault_probe", "zz-dfunet": "unet_probe", "zz-dfapply": "apply_probe",
+                "zz-dfprobe": "cn_probe"},
         controlnet_unit={"module": "none", "save_detected_map": False}),
     "forge": Host(
         "forge", "Forge 2", "FORGE_HARNESS", "forge-harness", "forge-harness", "forge",
@@ -101,7 +102,7 @@ HOSTS = {
             "api": Server(7888, README_FOLDER, ui=False, models=("sd1",), about="API only (--nowebui)"),
         },
         spare_port=7889,
-        probes=("fault_probe", "unet_probe"),
+        probes={"zz-dffault": "fault_probe", "zz-dfunet": "unet_probe"},
         # module "None" with a capital N and the model's full name with its hash, else Forge skips the unit silently
         controlnet_unit={"module": "None"},
         base=64),                      # its tiny models are full width and 7-10x slower

@@ -21,27 +21,23 @@ from webui_client import BASELINES, WebUI, plain_request
 HERE = REPO / "tests" / "webui"
 
 
-def _links_to_this_project(host: Host):
-    ext = host.webui_dir / "extensions"
-    return [p for p in ext.iterdir() if p.is_symlink() and (p.resolve() / "demofusion_ext").is_dir()]
+def _of_this_project(link) -> bool:
+    """A link to a checkout of this project (any checkout), or to a folder inside one (its probes)."""
+    target = link.resolve()
+    return any((d / "demofusion_ext").is_dir() for d in [target, *target.parents])
 
 
 def link(host: Host, folder: str | None):
-    """Link this checkout into the host's extensions/ as `folder` (None: not at all), alone: the links of other
-    checkouts (or of an interrupted run) go; and the probes, from this checkout."""
+    """Link this checkout into the host's extensions/ as `folder` (None: not at all), and its probes; every other
+    link to this project (another checkout's, or an interrupted run's) goes first."""
     ext = host.webui_dir / "extensions"
-    for p in _links_to_this_project(host):
-        p.unlink()
+    for p in ext.iterdir():
+        if p.is_symlink() and _of_this_project(p):
+            p.unlink()
     if folder:
-        if (ext / folder).is_symlink():
-            (ext / folder).unlink()
         (ext / folder).symlink_to(REPO)
-    for probe in host.probes:
-        path, want = ext / f"zz-{probe.split('_')[0]}", HERE / probe
-        if path.is_symlink() and path.resolve() != want:
-            path.unlink()                                  # another checkout's probe
-        if not path.is_symlink():
-            path.symlink_to(want)
+    for name, probe in host.probes.items():
+        (ext / name).symlink_to(HERE / probe)
 
 
 def unlink_all():

@@ -123,8 +123,10 @@ def stop_in_phase(req, phase, action="interrupt", evaluations=2, iteration=-1):
 
 def controlnet_unit(webui, image, **kw):
     """An enabled ControlNet unit with the harness's tiny ControlNet for the model and a control image."""
-    return dict({"enabled": True, "model": webui.controlnet_model(), "image": image, "weight": 1.0},
-                **webui.spec.controlnet_unit, **kw)
+    unit = dict({"enabled": True, "model": webui.controlnet_model(), "image": image, "weight": 1.0},
+                **webui.spec.controlnet_unit)
+    unit.update(kw)
+    return unit
 
 
 def controlnet_request(df_args, units, **kw):

@@ -107,7 +107,13 @@ class DFUNetProbe(scripts.Script):
             self.undo.append(lambda: setattr(pictures, name, original))
         had = unet.__dict__.get("forward")
         unet.forward = recording_forward
-        self.undo.append(lambda: unet.__dict__.pop("forward") if had is None else setattr(unet, "forward", had))
+
+        def unhook():
+            # sd-webui-controlnet (earlier in order) may have put the UNet's own forward back already, under the hook
+            # it had set before this one: then leave it alone, or its hook would come back
+            if unet.__dict__.get("forward") is recording_forward:
+                unet.__dict__.pop("forward") if had is None else setattr(unet, "forward", had)
+        self.undo.append(unhook)
         if hasattr(shared.sd_model, "forge_objects"):
             from backend.nn.cnets import cldm
             control_forward = cldm.ControlNet.forward
