@@ -114,6 +114,10 @@ class Running:
         now = ui.get("/sdapi/v1/options")["sd_model_checkpoint"]
         assert now.startswith(checkpoint_stem(self.host, model)), (model, now)
         self.model = model
+        # a model loaded again after another one need not draw the images it drew on the fresh process (seen on
+        # A1111 with SDXL after SD1): its baselines are taken again, before any DemoFusion run on it (tests run
+        # model by model)
+        self.handles.pop(model, None)
 
     def handle(self, model: str, baselines=()) -> WebUI:
         """The model's WebUI, loaded; its first call takes its baselines (the plain one and those named)."""
@@ -159,7 +163,7 @@ class Session:
             except pytest.fail.Exception as e:
                 self.broken[key] = f"(again) {e}"
                 raise
-        return self.running[key].handle(target.model)
+        return self.running[key].handle(target.model, sorted(self.baselines.get(key, ())))
 
     def _start(self, target: Target) -> Running:
         host, spec = HOSTS[target.host], HOSTS[target.host].servers[target.server]

@@ -17,7 +17,7 @@ SHOTS = pathlib.Path(os.environ.get("DEMOFUSION_SCREENSHOTS", HERE / "screenshot
 SETTINGS = {"enabled": True, "scale": 2.5, "stride": 0.25, "view_batch_size": 7, "cosine_scale_1": 2.5,
             "cosine_scale_2": 1.5, "cosine_scale_3": 0.5, "sigma": 1.3, "random_jitter": False,
             "phase_denoise": 0.9, "decode_tile_size": 512, "phase_images": False, "upscaler": "Lanczos",
-            "patch_prompts": True, "prompt_keep_threshold": 0.4, "window_interaction": True}
+            "view_prompts": True, "prompt_keep_threshold": 0.4, "window_interaction": True}
 
 
 def browser(webui, script, *args, **env):
