@@ -1,9 +1,9 @@
 """Starting and stopping the harness WebUIs with this checkout installed, one place for every test.
 
 The session's servers (hosts.py) start lazily, on their first test, and stop after their last one (conftest.py
-plans that at collection). A server serves its models in turn from one process: it starts on the last model it
-will serve, then takes each model's baseline plain image on a fresh process (the last first), so every baseline
-comes before any DemoFusion run, and switches checkpoints as the tests ask.
+plans that at collection). A server serves its models in turn from one process (tests run model by model): it
+starts on the first, and takes each model's baseline images when the tests come to it, before any DemoFusion run on
+that model.
 
 DEMOFUSION_WEBUI_<HOST>[_<SERVER>] (e.g. DEMOFUSION_WEBUI_A1111, DEMOFUSION_WEBUI_FORGE_API): the URL of a
 running server to use instead of starting one; tests that need its log, its folders or the probes skip there.
@@ -111,17 +111,24 @@ class Running:
         ui = WebUI(self.url, self.host, model, self.log)
         status, r = ui.call("POST", "/sdapi/v1/options", {"sd_model_checkpoint": self.host.models[model].checkpoint})
         assert status == 200, r
-        now = ui.get("/sdapi/v1/options")["sd_model_checkpoint"]
-        assert now.startswith(checkpoint_stem(self.host, model)), (model, now)
         self.model = model
-        # a model loaded again after another one need not draw the images it drew on the fresh process (seen on
-        # A1111 with SDXL after SD1): its baselines are taken again, before any DemoFusion run on it (tests run
-        # model by model)
+        self.check_loaded()
+        # a model loaded again after another one need not draw the images it drew before (seen on A1111 with SDXL
+        # after SD1): its baselines are taken again, before any DemoFusion run on it (tests run model by model)
         self.handles.pop(model, None)
+
+    def check_loaded(self):
+        """The server's checkpoint is still this session's: a test that changed it fails the next test here, by
+        name, instead of every later test failing on the wrong model (Forge 2's UI selects its start-up checkpoint
+        again whenever a page loads: docs/HOSTS.md)."""
+        now = WebUI(self.url, self.host, self.model, self.log).get("/sdapi/v1/options")["sd_model_checkpoint"]
+        assert now.startswith(checkpoint_stem(self.host, self.model)), \
+            f"{self.host.title} on {self.url} has {now!r} selected, not {self.model!r}: an earlier test changed it"
 
     def handle(self, model: str, baselines=()) -> WebUI:
         """The model's WebUI, loaded; its first call takes its baselines (the plain one and those named)."""
         self.switch(model)
+        self.check_loaded()
         if model not in self.handles:
             ui = WebUI(self.url, self.host, model, self.log, server=self.server)
             status, r = ui.txt2img(plain_request())
@@ -145,10 +152,9 @@ def checkpoint_stem(host, model):
 
 
 class Session:
-    """The session's servers: `plan` (from collection) lists each server's models in test order."""
+    """The session's servers, started as their first tests come."""
 
     def __init__(self):
-        self.plan: dict[tuple[str, str], list[str]] = {}
         self.baselines: dict[tuple[str, str], set[str]] = {}      # the BASELINES its tests name
         self.running: dict[tuple[str, str], Running] = {}
         self.broken: dict[tuple[str, str], str] = {}             # servers that did not start: why
@@ -168,7 +174,6 @@ class Session:
     def _start(self, target: Target) -> Running:
         host, spec = HOSTS[target.host], HOSTS[target.host].servers[target.server]
         env_name = "DEMOFUSION_WEBUI_" + "_".join([target.host] + ([] if target.server == "ui" else [target.server]))
-        models = [target.model] + [m for m in self.plan.get((target.host, target.server), []) if m != target.model]
         url = os.environ.get(env_name.upper())
         if url:
             current = WebUI(url, host, target.model).get("/sdapi/v1/options")["sd_model_checkpoint"]
@@ -177,13 +182,13 @@ class Session:
         else:
             if host.missing():
                 pytest.skip(host.missing())
-            # start on the last model to serve; every model's baseline, last first, before any test
-            log = start(host, spec.port, models[-1], spec.ui, spec.folder)
-            running = Running(host, target.server, f"http://127.0.0.1:{spec.port}", log, models[-1])
+            # start on the first model the tests use: Forge's UI selects the start-up checkpoint again at every page
+            # load, and the browser tests run on the first model
+            log = start(host, spec.port, target.model, spec.ui, spec.folder)
+            running = Running(host, target.server, f"http://127.0.0.1:{spec.port}", log, target.model)
         running.started = url is None
         try:
-            for model in reversed(models):
-                running.handle(model, sorted(self.baselines.get((target.host, target.server), ())))
+            running.handle(target.model, sorted(self.baselines.get((target.host, target.server), ())))
         except BaseException:
             if running.started:
                 stop(host, spec.port)

@@ -12,12 +12,13 @@ def psnr(a: Image.Image, b: Image.Image) -> float:
     return float(10 * np.log10(255 ** 2 / ((x - y) ** 2).mean()))
 
 
-@pytest.mark.parametrize("scale,side", [(2, 256), (2.5, 320)])
-def test_img2img_scale_from_a_128_picture(webui, scale, side):
-    status, r = webui.img2img(img2img_request(df(scale=scale)))
+@pytest.mark.parametrize("scale", [2, 2.5])
+def test_img2img_scales_a_picture_of_the_base_size(webui, scale):
+    size, _ = small(webui)
+    status, r = webui.img2img(img2img_request(df(scale=scale), picture((size["width"],) * 2), **size))
     assert status == 200, r
     [img] = images(r)
-    assert img.size == (side, side)
+    assert img.size == (scale * size["width"], scale * size["height"])
     assert f"DemoFusion scale: {float(scale)}" in r["info"] and "Denoising strength: 0.5" in r["info"]
 
 
@@ -38,9 +39,11 @@ def test_lower_strength_stays_closer_to_the_picture(webui):
 
 
 def test_img2img_phase_images_in_order(webui):
-    status, r = webui.img2img(img2img_request(df(scale=3, phase_images=True)))
+    size, _ = small(webui)
+    side = size["width"]
+    status, r = webui.img2img(img2img_request(df(scale=3, phase_images=True), picture((side, side)), **size))
     assert status == 200, r
-    assert [i.size for i in images(r)] == [(384, 384), (128, 128), (256, 256)]
+    assert [i.size for i in images(r)] == [(3 * side, 3 * side), (side, side), (2 * side, 2 * side)]
     infos = infotexts(r)
     assert infos[1].endswith("DemoFusion phase: 1 of 3") and infos[2].endswith("DemoFusion phase: 2 of 3")
 

@@ -10,7 +10,7 @@ import pytest
 
 from demofusion_ext.script.plan_line import plan_summary
 from hosts import HOSTS
-from webui_client import demofusion, images, infotext, phase_log_lines, picture, xyz_axis_choices, xyz_plot
+from webui_client import demofusion, images, infotext, phase_log_lines, picture, small, xyz_axis_choices, xyz_plot
 
 HERE = pathlib.Path(__file__).resolve().parent
 SHOTS = pathlib.Path(os.environ.get("DEMOFUSION_SCREENSHOTS", HERE / "screenshots"))
@@ -68,10 +68,12 @@ def test_xyz_plot_offers_scale_stride_and_sigma_axes(webui):
                   "[DemoFusion] Phase upscaler", "[DemoFusion] Per-view prompts", "[DemoFusion] Prompt keep threshold",
                   "[DemoFusion] Window interaction"):
         assert label in choices
-    status, r = webui.txt2img(dict(demofusion([False]), **xyz_plot(choices, ("[DemoFusion] Scale", "2, 2.5"))))
+    size, _ = small(webui)
+    side = size["width"]
+    status, r = webui.txt2img(dict(demofusion([False], **size), **xyz_plot(choices, ("[DemoFusion] Scale", "2, 2.5"))))
     assert status == 200, r
     sizes = [i.size for i in images(r)]
-    assert (256, 256) in sizes and (320, 320) in sizes
+    assert (2 * side, 2 * side) in sizes and (2.5 * side, 2.5 * side) in sizes
 
 
 def test_pasted_infotext_restores_every_demofusion_setting(webui):
