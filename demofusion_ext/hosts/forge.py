@@ -160,7 +160,10 @@ def chunk_options(options: dict, chunks: list, sigmas: torch.Tensor) -> dict:
 
 def served_controlnets(unet) -> list:
     """The UNet patcher's ControlNet objects in unit order, refusing any whose control cannot be cut into views."""
-    from backend.patcher.controlnet import ControlNet
+    try:
+        from backend.patcher.controlnet import ControlNet
+    except ImportError:             # Forge Classic keeps the older backend (docs/HOSTS.md section 6)
+        from ldm_patched.modules.controlnet import ControlNet
     nets = list(reversed(unet.list_controlnets()))
     for i, net in enumerate(nets):
         hint = getattr(net, "cond_hint_original", None)

@@ -31,8 +31,10 @@ def link(host: Host, folder: str | None):
     """Link this checkout into the host's extensions/ as `folder` (None: not at all), and its probes; every other
     link to this project (another checkout's, or an interrupted run's) goes first."""
     ext = host.webui_dir / "extensions"
+    ours = {folder, *host.probes}
     for p in ext.iterdir():
-        if p.is_symlink() and _of_this_project(p):
+        # links left by another checkout's run (or an older suite's), even if that checkout is gone by now
+        if p.is_symlink() and (_of_this_project(p) or p.name in ours or not p.exists()):
             p.unlink()
     if folder:
         (ext / folder).symlink_to(REPO)
