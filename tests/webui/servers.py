@@ -114,7 +114,6 @@ class Running:
         status, r = ui.call("POST", "/sdapi/v1/options", {"sd_model_checkpoint": self.host.models[model].checkpoint})
         assert status == 200, r
         self.model = model
-        self.check_loaded()
         # a model loaded again after another one need not draw the images it drew before (seen on A1111 with SDXL
         # after SD1): its baselines are taken again, before any DemoFusion run on it (tests run model by model)
         self.handles.pop(model, None)

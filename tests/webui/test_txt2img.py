@@ -48,10 +48,15 @@ REPEATED = ("Euler a", "DPM++ 2M SDE")
 SWEEP_SCALE = 1.5           # the sweeps' phase 2: local and dilated views as at 2x, in 8 views instead of 13
 
 
+def sweep_sizes(webui):
+    """The sweeps' base size and the size of their final image."""
+    size, _ = small(webui)
+    return size, (int(SWEEP_SCALE * size["width"]), int(SWEEP_SCALE * size["height"]))
+
+
 def test_every_listed_sampler_works_or_is_refused_by_name(webui):
     outcome = {}
-    size, _ = small(webui)
-    want = (int(SWEEP_SCALE * size["width"]), int(SWEEP_SCALE * size["height"]))
+    size, want = sweep_sizes(webui)
     for s in webui.get("/sdapi/v1/samplers"):
         request = demofusion(df(scale=SWEEP_SCALE, phase_images=True), sampler_name=s["name"], steps=2, **size)
         status, r = webui.txt2img(request)
@@ -73,8 +78,7 @@ def test_every_listed_sampler_works_or_is_refused_by_name(webui):
 
 
 def test_every_schedule_type_works(webui):
-    size, _ = small(webui)
-    want = (int(SWEEP_SCALE * size["width"]), int(SWEEP_SCALE * size["height"]))
+    size, want = sweep_sizes(webui)
     for sch in webui.get("/sdapi/v1/schedulers"):
         for sampler in ("Euler", "Heun")[:1 if webui.host == "forge" else 2]:
             status, r = webui.txt2img(demofusion(df(scale=SWEEP_SCALE), sampler_name=sampler, scheduler=sch["name"],
