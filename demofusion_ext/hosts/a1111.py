@@ -10,7 +10,8 @@ import contextlib
 from modules import shared
 
 from ..controlnet_hints import PhaseHints, unsupported_unit
-from ..view_conditioning import CropColumns, split_cond
+from ..view_conditioning import split_cond
+from .crop_embedders import sgm_crop_columns
 from .interface import Host
 from .model_call import FusedCall
 from .refusals import DemoFusionError
@@ -25,14 +26,6 @@ def controlnet_units(p) -> list:
             network = getattr(script, "latest_network", None)
             return list(network.control_params) if network is not None else []
     return []
-
-
-def crop_columns(model) -> CropColumns | None:
-    """SDXL (sgm): the conditioner's crop-coordinate embedder."""
-    for emb in getattr(getattr(model, "conditioner", None), "embedders", []):
-        if getattr(emb, "input_key", None) == "crop_coords_top_left":
-            return CropColumns(lambda t, emb=emb: emb(t.view(1, -1)), emb.outdim)
-    return None
 
 
 class A1111(Host):
@@ -60,7 +53,7 @@ class A1111(Host):
         yield
 
     def crop_columns(self, model):
-        return crop_columns(model)
+        return sgm_crop_columns(model)
 
     def phase_control(self, p, phase) -> PhaseHints:
         return PhaseHints(controlnet_units(p), phase.shape)

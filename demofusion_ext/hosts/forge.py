@@ -1,4 +1,5 @@
-"""stable-diffusion-webui-forge (Forge 2; Neo, reForge and Classic share the wrapper API) adapter.
+"""stable-diffusion-webui-forge (Forge 2) adapter, and the base of the other Forge hosts (forge_classic.py,
+forge_neo.py), which share its UNet function wrapper and override only the names their backends changed.
 
 Forge's model object has no `apply_model` to hook. Fusion goes through the UNet function wrapper of
 a cloned UNet patcher instead (`set_model_unet_function_wrapper`, measured in
@@ -26,17 +27,12 @@ from modules import sd_models
 from ..controlnet_hints import hints_report, phase_hint, view_hints
 from ..view_batch import ViewBatch
 from ..view_conditioning import CropColumns, split_cond
+from .crop_embedders import forge_crop_columns
 from .interface import Host
 from .model_call import FusedCall
 from .refusals import DemoFusionError
 from .sampler_hooks import restored
 from .view_prompts import chunk_roles
-
-
-def crop_columns(model) -> CropColumns | None:
-    """SDXL: Forge embeds the size numbers of `y` with `sd_model.embedder` (a 256-wide timestep embedding)."""
-    embedder = getattr(model, "embedder", None) if model.is_sdxl else None
-    return CropColumns(embedder, embedder.dim) if embedder is not None else None
 
 
 class Forge(Host):
@@ -60,7 +56,7 @@ class Forge(Host):
         def checked(*args, **kwargs):
             original(*args, **kwargs)
             unet = p.sd_model.forge_objects.unet
-            served_controlnets(unet)
+            served_controlnets(unet, self.controlnet_class())
             if "model_function_wrapper" in unet.model_options:
                 raise DemoFusionError("DemoFusion cannot run with another extension that replaces the UNet call "
                                       "(e.g. MultiDiffusion Integrated): turn that extension off.")
@@ -82,11 +78,26 @@ class Forge(Host):
         finally:
             model.forge_objects = phase_one
 
-    def crop_columns(self, model):
-        return crop_columns(model)
+    def crop_columns(self, model) -> CropColumns | None:
+        return forge_crop_columns(model)
 
     def phase_control(self, p, phase) -> "PhaseControl":
-        return PhaseControl(served_controlnets(p.sd_model.forge_objects.unet), phase.shape)
+        return PhaseControl(served_controlnets(p.sd_model.forge_objects.unet, self.controlnet_class()), phase.shape)
+
+    # What the Forge hosts name differently (docs/HOSTS.md, "Forge hosts compared"): overridden per host.
+    def controlnet_class(self) -> type:
+        """The class of ControlNet Integrated's image-hint ControlNets."""
+        from backend.patcher.controlnet import ControlNet
+        return ControlNet
+
+    def sigma_timestep(self, unet):
+        """The object that maps sigma to the UNet's timestep (`.timestep(sigma)`)."""
+        return unet.model.predictor
+
+    def plan_memory(self, unet, modifier) -> None:
+        """Make the sampler plan memory with `modifier(estimate)`, `estimate` being its own shape -> bytes."""
+        estimate = unet.model_options.get("memory_peak_estimation_modifier", unet.memory_required)
+        unet.set_memory_peak_estimation_modifier(modifier(estimate))
 
     @contextlib.contextmanager
     def fused_model(self, p, fused: FusedCall, window):
@@ -94,11 +105,8 @@ class Forge(Host):
         planned for one view batch, and ControlNet asked per view batch."""
         model = p.sd_model
         unet = model.forge_objects.unet.clone()
-        # Forge 2 / Neo name the sigma <-> timestep object `predictor`, reForge / Classic `model_sampling`
-        predictor = getattr(unet.model, "predictor", None) or unet.model.model_sampling
-        unet.set_model_unet_function_wrapper(FusionWrapper(fused, predictor))
-        estimate = unet.model_options.get("memory_peak_estimation_modifier", unet.memory_required)
-        unet.set_memory_peak_estimation_modifier(view_batch_memory(estimate, fused.runner.view_batch, window))
+        unet.set_model_unet_function_wrapper(FusionWrapper(fused, self.sigma_timestep(unet)))
+        self.plan_memory(unet, lambda estimate: view_batch_memory(estimate, fused.runner.view_batch, window))
         model.forge_objects.unet = unet
         with fused.control.per_view():
             yield
@@ -158,12 +166,8 @@ def chunk_options(options: dict, chunks: list, sigmas: torch.Tensor) -> dict:
     return to
 
 
-def served_controlnets(unet) -> list:
+def served_controlnets(unet, ControlNet: type) -> list:
     """The UNet patcher's ControlNet objects in unit order, refusing any whose control cannot be cut into views."""
-    try:
-        from backend.patcher.controlnet import ControlNet
-    except ImportError:             # Forge Classic keeps the older backend (docs/HOSTS.md section 6)
-        from ldm_patched.modules.controlnet import ControlNet
     nets = list(reversed(unet.list_controlnets()))
     for i, net in enumerate(nets):
         hint = getattr(net, "cond_hint_original", None)

@@ -13,6 +13,9 @@ UNSUPPORTED_SAMPLERS = {
     "UniPC": "it rebuilds its state from values computed before the model call, so the skip residual cannot reach it",
     # Forge only
     "HeunPP2": "it makes one, two or three model evaluations per step, so no step boundary is visible to the extension",
+    # Forge Neo ("Flux Realistic" when its forbidden-knowledge option is on)
+    "DPM++ 2s a RF": "it is a rectified-flow sampler (its steps assume sigmas between 0 and 1, as Flux has) that makes "
+                     "two model evaluations per step without marking them as one step",
 }
 
 

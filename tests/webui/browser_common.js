@@ -6,6 +6,8 @@ async function openWebUI(url) {
     args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
            '--disable-component-update', '--disable-sync', '--disable-quic', '--no-first-run'] });
   const page = await browser.newPage({ viewport: { width: 1500, height: 1300 } });
+  // exo101's Forge Neo reloads the page 2 s after the first load of a session unless this is set (its modules/ui.py)
+  await page.addInitScript(() => sessionStorage.setItem('physton_icon_refreshed', '1'));
   await page.goto(url, { waitUntil: 'domcontentloaded', timeout: 180000 });
   await page.locator('#txt2img_prompt textarea').waitFor({ timeout: 180000 });
   return { browser, page };

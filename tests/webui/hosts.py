@@ -25,6 +25,7 @@ class Model:
     checkpoint: str                   # file name in the host's models/Stable-diffusion
     sdxl: bool = False
     controlnet: str | None = None     # the harness's tiny ControlNet for it (a prefix of its name in the model list)
+    in_all: bool = True               # one of the `webui` marker's models=ALL (False: only tests that name it)
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class Host:
     title: str
     build_env: str                    # the environment variable naming the harness build (default ~/<build>)
     build: str
-    harness: str                      # the harness's folder in ../shared: its bin/ has the scripts
+    scripts: pathlib.Path             # the harness's scripts: setup.sh, start and stop
     tree: str                         # the WebUI's folder inside the build
     start: str
     stop: str
@@ -53,6 +54,18 @@ class Host:
     probes: dict[str, str]            # test-only extensions: the link name in extensions/ -> their folder in tests/webui
     controlnet_unit: dict = field(default_factory=dict)     # what a ControlNet unit of this host needs besides
     base: int | None = None           # the base side of cheap requests (sweeps) on a slow host (None: the test's)
+    family: str = "a1111"             # "forge": a Forge host (its UNet patcher, built-in ControlNet, Forge extensions)
+    refused_samplers: tuple[str, ...] = ()   # the samplers it lists that DemoFusion refuses (by name)
+    builtins: tuple[str, ...] = ()    # the Forge built-ins it ships that tests use: "FreeU", "SAG", "MultiDiffusion"
+    schedule_types: bool = True       # a Schedule type (and /sdapi/v1/schedulers); else it is in the sampler names
+    # Forge Classic makes the first step of every sampling without the negative prompt (its CFG denoiser's
+    # `0.0 <= step / total <= opts.skip_early_cond` holds at step 0 with the option at 0; measured: a 3-step 64 px
+    # txt2img makes 5 UNet rows, not 6): 1 view row less per view in each sampling's first evaluation
+    first_step_without_uncond: bool = False
+    size_step: int = 8                # Width and Height are rounded to multiples of this (exo101's Neo: 64)
+    # its API applies an `infotext` field (Forge 2 and Neo fail every such request: get_field_value's isinstance with
+    # a parameterized generic; measured)
+    infotext_api: bool = True
 
     @property
     def root(self) -> pathlib.Path:
@@ -64,7 +77,7 @@ class Host:
 
     @property
     def bin(self) -> pathlib.Path:
-        return SHARED / self.harness / "bin"
+        return self.scripts
 
     def missing(self) -> str | None:
         if not (self.webui_dir / "launch.py").exists() or not (self.bin / self.start).exists():
@@ -78,7 +91,7 @@ class Host:
 
 HOSTS = {
     "a1111": Host(
-        "a1111", "A1111 WebUI v1.10.1", "WEBUI_HARNESS", "webui-harness", "webui-harness", "webui",
+        "a1111", "A1111 WebUI v1.10.1", "WEBUI_HARNESS", "webui-harness", SHARED / "webui-harness" / "bin", "webui",
         "start_webui.sh", "stop_webui.sh", "webui-{port}.log",
         models={"sd1": Model("tiny-sd15.safetensors", controlnet="control_tiny_sd15"),
                 "sdxl": Model("tiny-sdxl.safetensors", sdxl=True, controlnet="control_tiny_sdxl")},
@@ -91,9 +104,10 @@ HOSTS = {
         spare_port=7878,
         probes={"zz-dffault": "fault_probe", "zz-dfunet": "unet_probe", "zz-dfapply": "apply_probe",
                 "zz-dfprobe": "cn_probe"},
-        controlnet_unit={"module": "none", "save_detected_map": False}),
+        controlnet_unit={"module": "none", "save_detected_map": False},
+        refused_samplers=("DPM adaptive", "DPM fast", "UniPC")),
     "forge": Host(
-        "forge", "Forge 2", "FORGE_HARNESS", "forge-harness", "forge-harness", "forge",
+        "forge", "Forge 2", "FORGE_HARNESS", "forge-harness", SHARED / "forge-harness" / "bin", "forge",
         "start_forge.sh", "stop_forge.sh", "forge-{port}.log",
         models={"sd1": Model("tiny-forge-sd15.safetensors", controlnet="control_tiny-forge-sd15"),
                 "sdxl": Model("tiny-forge-sdxl.safetensors", sdxl=True, controlnet="control_tiny-forge-sdxl")},
@@ -105,8 +119,50 @@ HOSTS = {
         probes={"zz-dffault": "fault_probe", "zz-dfunet": "unet_probe"},
         # module "None" with a capital N and the model's full name with its hash, else Forge skips the unit silently
         controlnet_unit={"module": "None"},
-        base=64),                      # its tiny models are full width and 7-10x slower
+        base=64,                       # its tiny models are full width and 7-10x slower
+        infotext_api=False,
+        family="forge", refused_samplers=("DPM adaptive", "DPM fast", "HeunPP2", "UniPC"),
+        builtins=("FreeU", "SAG", "MultiDiffusion")),
+    "classic": Host(
+        "classic", "Forge Classic", "CLASSIC_HARNESS", "forge-classic-harness",
+        REPO / "tests" / "hosts" / "forge-classic",
+        "forge", "start_classic.sh", "stop_classic.sh", "classic-{port}.log",
+        # the Forge 2 harness's SD1; a standard-depth SDXL (tests/hosts/tiny_models: Classic rejects Forge 2's KOALA)
+        models={"sd1": Model("tiny-forge-sd15.safetensors", controlnet="control_tiny-forge-sd15"),
+                "sdxl": Model("tiny-std-sdxl.safetensors", sdxl=True, controlnet="control_tiny-std-sdxl")},
+        servers={
+            "ui": Server(7893, README_FOLDER, about="UI and API"),
+        },
+        spare_port=7895,
+        probes={"zz-dffault": "fault_probe", "zz-dfunet": "unet_probe"},
+        controlnet_unit={"module": "None"},
+        base=64,
+        family="forge", refused_samplers=("DPM adaptive", "DPM fast", "UniPC"),
+        schedule_types=False, first_step_without_uncond=True),
+    "neo": Host(
+        "neo", "Forge Neo", "NEO_HARNESS", "forge-neo-harness", REPO / "tests" / "hosts" / "forge-neo",
+        "forge", "start_neo.sh", "stop_neo.sh", "neo-{port}.log",
+        models={"sd1": Model("tiny-forge-sd15.safetensors", controlnet="control_tiny-forge-sd15"),
+                "sdxl": Model("tiny-std-sdxl.safetensors", sdxl=True, controlnet="control_tiny-std-sdxl"),
+                # the same network, detected as v-prediction with zero terminal SNR (NoobAI-style markers)
+                "vpred": Model("tiny-std-sdxl-vpred.safetensors", sdxl=True, controlnet="control_tiny-std-sdxl",
+                               in_all=False)},
+        servers={
+            "ui": Server(7896, README_FOLDER, about="UI and API"),
+        },
+        spare_port=7898,
+        probes={"zz-dffault": "fault_probe", "zz-dfunet": "unet_probe"},
+        controlnet_unit={"module": "None"},
+        base=64,
+        family="forge", refused_samplers=("DPM++ 2s a RF", "UniPC"), builtins=("MultiDiffusion",),
+        size_step=64,                  # modules/processing.py rounds them (measured: 64x48 -> 64x64)
+        infotext_api=False),
 }
+
+FORGE_FAMILY = [name for name, host in HOSTS.items() if host.family == "forge"]
+# one host of each family: where tests of the script's own logic run (the same code on every host of a family,
+# checked once per family); tests whose subject is the host (its adapter, samplers, UI, ControlNet) run on all
+REFERENCE = ["a1111", "forge"]
 
 
 @dataclass(frozen=True)
@@ -132,6 +188,6 @@ def targets(hosts=None, models=("sd1",), servers=("ui",)) -> list[Target]:
             if server not in host.servers:
                 continue
             for model in host.served(server):
-                if models == ALL or model in models:
+                if (models == ALL and host.models[model].in_all) or model in models:
                     out.append(Target(name, server, model))
     return out

@@ -122,4 +122,4 @@ def test_per_view_prompts_with_a_unit(webui):
                              prompt=VIEW_PROMPT, negative_prompt="blurry")
     status, r = webui.txt2img(probe(req, "dfunet", True, INJECT))
     assert status == 200, r
-    assert_windows_got_their_words(webui.get("/dfunet/calls")["calls"], webui.sdxl)
+    assert_windows_got_their_words(webui, webui.get("/dfunet/calls")["calls"])

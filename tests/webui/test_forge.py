@@ -5,23 +5,36 @@ import json
 import numpy as np
 import pytest
 
-from hosts import ALL, HOSTS, README_FOLDER, REPO
-from webui_client import demofusion, df, images, img2img_request, picture, pixels, plain_request, probe, started_here
+from hosts import ALL, FORGE_FAMILY, README_FOLDER, REPO
+from webui_client import (demofusion, df, images, img2img_request, infotext, picture, pixels, plain_request, probe,
+                          started_here)
 
-FORGE = HOSTS["forge"]
-pytestmark = pytest.mark.webui(hosts=["forge"])
+pytestmark = pytest.mark.webui(hosts=FORGE_FAMILY)
+
+
+SCRIPTS = {"MultiDiffusion": "multidiffusion integrated", "FreeU": "freeu integrated (sd 1.x, sd 2.x, sdxl)",
+           "SAG": "selfattentionguidance integrated (sd 1.x, sd 2.x, sdxl)"}
+
+
+def needs_builtin(webui, name):
+    """Skip where the host does not ship Forge's built-in `name` (hosts.py), after checking that it is not served."""
+    if name not in webui.spec.builtins:
+        assert SCRIPTS[name] not in {s["name"] for s in webui.get("/sdapi/v1/script-info")}
+        pytest.skip(f"{webui.spec.title} has no built-in {name} (checked: not among its scripts)")
 
 
 def test_multidiffusion_integrated_with_demofusion_is_refused_before_sampling(webui):
-    status, r = webui.txt2img(plain_request(alwayson_scripts={
-        "demofusion_ext": {"args": df(scale=2)},
-        "multidiffusion integrated": {"args": [True, "MultiDiffusion", 768, 768, 64, 4]}}))
+    needs_builtin(webui, "MultiDiffusion")
+    # in img2img, where every host that ships it offers it (Neo only there)
+    req = img2img_request(df(scale=2), strength=0.6, width=64, height=64)
+    req["alwayson_scripts"][SCRIPTS["MultiDiffusion"]] = {"args": [True, "MultiDiffusion", 768, 768, 64, 4]}
+    status, r = webui.img2img(req)
     assert status == 500 and "replaces the UNet call" in r["errors"], r
     assert webui.plain_image() == webui.baseline
 
 
 def test_the_install_folder_is_not_on_forges_always_disabled_list(webui):
-    config = (FORGE.webui_dir / "modules_forge" / "config.py").read_text()
+    config = (webui.spec.webui_dir / "modules_forge" / "config.py").read_text()
     assert f"'{README_FOLDER}'" not in config and f'"{README_FOLDER}"' not in config
     assert README_FOLDER in (REPO / "README.md").read_text()
     names = {s["name"] for s in webui.get("/sdapi/v1/script-info")}
@@ -56,10 +69,8 @@ def tiny_lora(checkpoint, out, rank=4, seed=0):
     save_file(tensors, str(out))
 
 
-PATCHES = {
-    "FreeU": {"freeu integrated (sd 1.x, sd 2.x, sdxl)": {"args": [True, 1.5, 1.6, 0.9, 0.2, 0.0, 1.0]}},
-    "SAG": {"selfattentionguidance integrated (sd 1.x, sd 2.x, sdxl)": {"args": [True, 2.0, 2.0, 0.5]}},
-}
+PATCHES = {"FreeU": {SCRIPTS["FreeU"]: {"args": [True, 1.5, 1.6, 0.9, 0.2, 0.0, 1.0]}},
+           "SAG": {SCRIPTS["SAG"]: {"args": [True, 2.0, 2.0, 0.5]}}}
 
 
 @pytest.mark.webui(models=ALL)        # the patches act on the model's own UNet
@@ -67,6 +78,8 @@ PATCHES = {
 def test_forges_unet_patches_are_active_in_demofusion_phases(webui, patch):
     """A picture that covers phase 2 enters there, so every step of the run is a DemoFusion phase: a patch that
     changes this image is active in DemoFusion's phases (not only in the WebUI's own phase 1)."""
+    if patch != "LoRA":
+        needs_builtin(webui, patch)
     if patch == "FreeU" and webui.sdxl:
         pytest.skip("the tiny SDXL UNet is 320 channels wide at every level, where FreeU changes nothing")
     started_here(webui, "needs the harness tree (a LoRA file) of a server started here")
@@ -81,11 +94,11 @@ def test_forges_unet_patches_are_active_in_demofusion_phases(webui, patch):
     assert "DemoFusion picture entry: phase 2 of 2" in plain[0][1]["info"]
     patched = json.loads(json.dumps(req))
     if patch == "LoRA":
-        checkpoint = FORGE.models[webui.model].checkpoint
-        lora = FORGE.webui_dir / "models" / "Lora" / f"demofusion-test-{checkpoint.rsplit('.', 1)[0]}.safetensors"
+        checkpoint = webui.spec.models[webui.model].checkpoint
+        lora = webui.spec.webui_dir / "models" / "Lora" / f"demofusion-test-{checkpoint.rsplit('.', 1)[0]}.safetensors"
         lora.parent.mkdir(exist_ok=True)
         if not lora.exists():
-            tiny_lora(FORGE.webui_dir / "models" / "Stable-diffusion" / checkpoint, lora)
+            tiny_lora(webui.spec.webui_dir / "models" / "Stable-diffusion" / checkpoint, lora)
         webui.call("POST", "/sdapi/v1/refresh-loras")
         patched["prompt"] += f" <lora:{lora.stem}:1>"
     else:
@@ -108,3 +121,23 @@ def test_memory_is_planned_for_the_view_batch_in_use(webui):
     assert images(r)[0].size == (192, 192)
     planned = {m["job"]: m["shape"][0] for m in webui.get("/dfunet/calls")["memory"]}
     assert planned == {0: 2, 1: 2 * 16, 2: 2 * 3}, planned
+
+
+V_PREDICTION = {}         # the eps SDXL's image, for the v-prediction one (tests run model by model: sdxl first)
+
+
+@pytest.mark.webui(hosts=["neo"], models=["sdxl", "vpred"])
+def test_a_v_prediction_zero_terminal_snr_checkpoint_runs_and_differs_from_eps(webui):
+    """Neo detects v-prediction with zero terminal SNR from the checkpoint: its first sigma is about 4.5e3, far above
+    SD's 14.6, which the skip residual and the blur of the dilated views meet in every phase."""
+    status, r = webui.txt2img(demofusion(df(scale=2, phase_images=True), steps=3, width=64, height=64))
+    assert status == 200, r
+    info = infotext(r)
+    assert "DemoFusion error" not in info and [i.size for i in images(r)] == [(128, 128), (64, 64)], info
+    final = pixels(r)
+    assert np.isfinite(final).all() and final.std() > 1.0          # a picture, not a NaN-black or flat one
+    assert ("Noise Schedule: Zero Terminal SNR" in info) == (webui.model == "vpred"), info
+    V_PREDICTION[webui.model] = final
+    if webui.model == "vpred":
+        assert "sdxl" in V_PREDICTION, "runs after the eps SDXL's instance"
+        assert np.abs(final - V_PREDICTION["sdxl"]).mean() > 1.0

@@ -6,7 +6,7 @@ import json
 import pytest
 from PIL import Image
 
-from hosts import ALL
+from hosts import ALL, REFERENCE
 from webui_client import (demofusion, df, fail_in_phase, has, images, infotext, infotexts, mean_abs_difference,
                           phase_log_lines, plain_request, probe, small, started_here, stop_in_phase,
                           txt2img_polling)
@@ -14,6 +14,7 @@ from webui_client import (demofusion, df, fail_in_phase, has, images, infotext, 
 
 @pytest.mark.parametrize("scale,size,want", [(2, (128, 128), (256, 256)), (2.5, (128, 128), (320, 320)),
                                              (2, (128, 96), (256, 192)), (3, (96, 64), (288, 192))])
+@pytest.mark.webui(hosts=REFERENCE)      # the script's own logic, the same on every host of a family
 def test_final_image_is_scale_times_base(webui, scale, size, want):
     if webui.spec.base:          # a slow host: every side halved (its base is 64), the rounding cases kept
         size, want = [tuple(v * webui.spec.base // 128 for v in pair) for pair in (size, want)]
@@ -38,7 +39,6 @@ def test_phase_images_follow_the_final_image(webui):
     assert [i.size for i in images(r)] == [(3 * side, 3 * side), (side, side), (side2, side2)]
 
 
-REFUSED = {"a1111": ["DPM adaptive", "DPM fast", "UniPC"], "forge": ["DPM adaptive", "DPM fast", "HeunPP2", "UniPC"]}
 # One sampler per source of noise the hosts give samplers (the request's seeded RNG, which ancestral, Restart, LCM and
 # DDPM samplers draw from; the seeded Brownian tree of the SDE samplers): the others draw none, so the same request
 # can differ only through DemoFusion's own seeded jitter, which these repeats cover too.
@@ -73,19 +73,24 @@ def test_every_listed_sampler_works_or_is_refused_by_name(webui):
             assert f"'{s['name']}'" in msg and "Choose one of: " in msg and "Euler" in msg, msg
             outcome[s["name"]] = "refused"
     print("sampler outcomes:", outcome)
-    assert sorted(n for n, o in outcome.items() if o == "refused") == REFUSED[webui.host]
+    assert sorted(n for n, o in outcome.items() if o == "refused") == sorted(webui.spec.refused_samplers)
     assert all(outcome.get(name) == "works" for name in REPEATED), outcome
 
 
 def test_every_schedule_type_works(webui):
+    if not webui.spec.schedule_types:
+        assert webui.call("GET", "/sdapi/v1/schedulers")[0] == 404
+        pytest.skip(f"{webui.spec.title} has no Schedule type (no /sdapi/v1/schedulers, checked): its schedules are "
+                    f"part of the sampler names, which the sampler sweep covers")
     size, want = sweep_sizes(webui)
     for sch in webui.get("/sdapi/v1/schedulers"):
-        for sampler in ("Euler", "Heun")[:1 if webui.host == "forge" else 2]:
+        for sampler in ("Euler", "Heun")[:1 if webui.forge else 2]:
             status, r = webui.txt2img(demofusion(df(scale=SWEEP_SCALE), sampler_name=sampler, scheduler=sch["name"],
                                                  steps=2, **size))
             assert status == 200 and images(r)[0].size == want, (sch["name"], sampler, r.get("errors"))
 
 
+@pytest.mark.webui(hosts=REFERENCE)      # the script's own logic, the same on every host of a family
 def test_named_and_positional_arguments_give_the_same_image(webui):
     named = {"enabled": True, "scale": 2.0, "stride": 0.5, "view_batch_size": 4, "sigma": 1.0}
     positional = [True, 2.0, 0.5, 4, 3.0, 1.0, 1.0, 1.0, True, 1.0, 1024, False]
@@ -101,11 +106,13 @@ def test_a_bad_argument_fails_the_request_naming_it(webui):
     assert status == 500 and "'scale' = 20.0 is out of range: allowed 1 .. 8" in r.get("errors", ""), r
 
 
+@pytest.mark.webui(hosts=REFERENCE)      # the script's own logic, the same on every host of a family
 def test_hires_fix_is_refused(webui):
     status, r = webui.txt2img(demofusion(df(), enable_hr=True, hr_scale=2, hr_upscaler="Latent"))
     assert status == 500 and "Hires. fix" in r["errors"]
 
 
+@pytest.mark.webui(hosts=REFERENCE)      # the script's own logic, the same on every host of a family
 def test_batches_give_one_image_per_seed(webui):
     size, want = small(webui)
     status, r = webui.txt2img(demofusion(df(scale=2), batch_size=2, n_iter=2, **size))
@@ -119,7 +126,7 @@ def test_batches_give_one_image_per_seed(webui):
 def test_progress_covers_all_phases(webui):
     seen = []
     size, _ = small(webui, 192)
-    status, r = txt2img_polling(webui, demofusion(df(scale=3), steps=8 if webui.host == "a1111" else 4, **size),
+    status, r = txt2img_polling(webui, demofusion(df(scale=3), steps=4 if webui.forge else 8, **size),
                                 lambda p: seen.append(p["state"]))
     assert status == 200
     assert any(s["job_count"] == 3 for s in seen), seen[:5]
@@ -177,7 +184,9 @@ def test_phases_run_fused_views_through_the_unet(webui):
     words = lines[-1].split()
     evals, calls, rows = int(words[5]), int(words[8]), int(words[11].rstrip(","))
     assert evals == 4
-    # (9 + 4) views x 2 rows per evaluation in ceil(13 / 4) calls; at t = 0 (c2 = 0) only the 9 windows
+    # (9 + 4) views x 2 rows per evaluation in ceil(13 / 4) calls; at t = 0 (c2 = 0) only the 9 windows; 13 rows
+    # fewer where the host makes the first step without the negative prompt (hosts.py)
+    rows += 13 if webui.spec.first_step_without_uncond else 0
     assert (calls, rows) in [(4 * 4, 4 * 26), (3 * 4 + 3, 3 * 26 + 18)], lines[-1]
     assert ("SDXL crop coordinates per view" in lines[-1]) == (webui.sdxl)
 
@@ -188,7 +197,7 @@ def test_sdxl_views_get_their_own_crop_coordinates(webui):
     rows carry the window's place in the phase in px, the dilated views and phase 1 keep the prompt's (0, 0)."""
     started_here(webui)
     from demofusion_ext.views import window_starts, window_stride
-    w, h = (64, 64) if webui.host == "forge" else (128, 96)
+    w, h = (64, 64) if webui.forge else (128, 96)
     steps = 3
     status, r = webui.txt2img(probe(demofusion(df(scale=2, random_jitter=False), steps=steps, width=w, height=h),
                                     "dfunet"))
@@ -202,8 +211,10 @@ def test_sdxl_views_get_their_own_crop_coordinates(webui):
               for l in window_starts(2 * window[1], window[1], sw)}
     seen = [tuple(xy) for c in calls if c["job"] == 1 for xy in c["crops"]]
     assert set(seen) == places | {(0, 0)}
-    # a window's cond and uncond rows, once per evaluation (Euler: one per step)
-    assert all(seen.count(xy) == 2 * steps for xy in places - {(0, 0)}), sorted(set(seen))
+    # a window's cond and uncond rows, once per evaluation (Euler: one per step; no uncond row in the first step
+    # where the host makes it without the negative prompt, hosts.py)
+    rows = 2 * steps - (1 if webui.spec.first_step_without_uncond else 0)
+    assert all(seen.count(xy) == rows for xy in places - {(0, 0)}), sorted(set(seen))
 
 
 def test_each_finished_phase_shows_in_the_live_preview(webui):
@@ -224,7 +235,7 @@ def test_each_finished_phase_shows_in_the_live_preview(webui):
 
 def test_saved_phase_images_sit_beside_the_final_image_with_a_suffix(webui):
     started_here(webui, "the output folder is known only for a harness server started here")
-    outputs = webui.outputs / "txt2img-images"
+    outputs = webui.outputs
     before = set(outputs.rglob("*.png")) if outputs.exists() else set()
     status, r = webui.txt2img(demofusion(df(scale=3, phase_images=True), save_images=True, **small(webui)[0]))
     assert status == 200

@@ -8,9 +8,10 @@ import subprocess
 
 import pytest
 
-from demofusion_ext.script.plan_line import plan_summary
+from demofusion_ext.script.plan_line import plan_counts, plan_summary
 from hosts import HOSTS
-from webui_client import demofusion, images, infotext, phase_log_lines, picture, small, xyz_axis_choices, xyz_plot
+from webui_client import (cfg_rows, demofusion, images, infotext, phase_log_lines, picture, pixel_upscaler, small,
+                          xyz_axis_choices, xyz_plot)
 
 HERE = pathlib.Path(__file__).resolve().parent
 SHOTS = pathlib.Path(os.environ.get("DEMOFUSION_SCREENSHOTS", HERE / "screenshots"))
@@ -18,6 +19,11 @@ SETTINGS = {"enabled": True, "scale": 2.5, "stride": 0.25, "view_batch_size": 7,
             "cosine_scale_2": 1.5, "cosine_scale_3": 0.5, "sigma": 1.3, "random_jitter": False,
             "phase_denoise": 0.9, "decode_tile_size": 512, "phase_images": False, "upscaler": "Lanczos",
             "view_prompts": True, "prompt_keep_threshold": 0.4, "window_interaction": True}
+
+
+def settings(webui) -> dict:
+    """SETTINGS with a pixel upscaler the host lists."""
+    return dict(SETTINGS, upscaler=pixel_upscaler(webui))
 
 
 def browser(webui, script, *args, **env):
@@ -59,7 +65,9 @@ def test_browser_plan_line_follows_every_input_and_matches_the_run(webui):
     assert "DemoFusion scale: 2.0" in result["info"]
     if webui.log:            # the run made what the line said: 48 base-size views, cond and uncond rows
         [line] = phase_log_lines(webui)[before:]
-        assert line.split()[5] == "4" and line.split()[11].rstrip(",") == str(2 * 48), line
+        phase2 = plan_counts(128, 128, 4, 2, 0.5)[1]
+        assert line.split()[5] == "4" and line.split()[11].rstrip(",") == str(cfg_rows(webui, phase2)) == \
+            str(2 * 48 - (13 if webui.spec.first_step_without_uncond else 0)), line
 
 
 def test_xyz_plot_offers_scale_stride_and_sigma_axes(webui):
@@ -77,14 +85,14 @@ def test_xyz_plot_offers_scale_stride_and_sigma_axes(webui):
 
 
 def test_pasted_infotext_restores_every_demofusion_setting(webui):
-    if webui.host == "forge":
-        # Forge 2's API cannot apply an infotext at all: a plain one fails too (api.py get_field_value calls
-        # isinstance with list[str], the type of hr_additional_modules); pasting in its UI is a different path
+    if not webui.spec.infotext_api:
+        # Forge 2's and Neo's API cannot apply an infotext at all: a plain one fails too (api.py get_field_value
+        # calls isinstance with a parameterized generic type); pasting in their UI is a different path
         plain = webui.txt2img(dict(demofusion([False]), steps=1, width=64, height=64))[1]
         status, r = webui.txt2img({"infotext": infotext(plain), "save_images": False})
         assert status == 500 and "isinstance" in str(r), r
-        pytest.skip("Forge 2's API fails every infotext request (host bug, checked above)")
-    status, r = webui.txt2img(demofusion([SETTINGS]))
+        pytest.skip(f"{webui.spec.title}'s API fails every infotext request (host bug, checked above)")
+    status, r = webui.txt2img(demofusion([settings(webui)], steps=3, **small(webui)[0]))
     assert status == 200
     info = infotext(r)
     again = webui.txt2img({"infotext": info, "save_images": False})
@@ -94,8 +102,9 @@ def test_pasted_infotext_restores_every_demofusion_setting(webui):
 
 def test_browser_paste_restores_every_demofusion_control_and_a_plain_image_turns_it_off(webui, tmp_path):
     from PIL import Image, PngImagePlugin
+    want = settings(webui)
     pngs = []
-    for name, args in (("demofusion", [SETTINGS]), ("plain", [False])):
+    for name, args in (("demofusion", [want]), ("plain", [False])):
         # the server writes the infotext; a PNG with it as its "parameters" text is what PNG Info reads
         status, r = webui.txt2img(demofusion(args, width=64, height=64, steps=1))
         assert status == 200, r
@@ -103,14 +112,14 @@ def test_browser_paste_restores_every_demofusion_control_and_a_plain_image_turns
         meta.add_text("parameters", infotext(r))
         pngs.append(tmp_path / f"{name}.png")
         Image.new("RGB", (64, 64), (90, 120, 200)).save(pngs[-1], pnginfo=meta)
-    result, shots = browser(webui, "browser_paste.js", *pngs, WANT=json.dumps(SETTINGS))
+    result, shots = browser(webui, "browser_paste.js", *pngs, WANT=json.dumps(want))
     print("paste in the browser:", json.dumps(result))
     print("screenshots:", shots / "paste-demofusion.png", shots / "paste-plain.png")
     # every control showed something else before, so a paste that changes nothing fails
-    assert all(result["before"][k] != v for k, v in SETTINGS.items()), result["before"]
-    assert result["pasted_ok"], json.dumps({k: [result["pasted"][k], v] for k, v in SETTINGS.items()
+    assert all(result["before"][k] != v for k, v in want.items()), result["before"]
+    assert result["pasted_ok"], json.dumps({k: [result["pasted"][k], v] for k, v in want.items()
                                             if result["pasted"][k] != v})          # [shown, pasted]
-    assert result["pasted"] == dict(SETTINGS, enabled_input=True)
+    assert result["pasted"] == dict(want, enabled_input=True)
     assert result["plain_ok"] and not result["plain"]["enabled"] and not result["plain"]["enabled_input"], result
 
 

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from demofusion_ext.script.plan_line import plan_counts
-from webui_client import (demofusion, df, has, images, img2img_request, infotext, infotexts, picture, probe, small,
-                          started_here, xyz_axis_choices, xyz_plot)
+from hosts import REFERENCE
+from webui_client import (cfg_rows, demofusion, df, has, images, img2img_request, infotext, infotexts, picture,
+                          pixel_upscaler, probe, small, started_here, xyz_axis_choices, xyz_plot)
 
 
 def run_img2img(webui, req):
@@ -36,13 +37,15 @@ def test_a_large_picture_enters_at_its_own_size_and_no_unet_call_exceeds_the_win
     size, _ = small(webui)
     w = size["width"]                                      # 128 (Forge 64): the window and phase 1
     h = int(w * aspect)
+    if h % webui.spec.size_step:
+        pytest.skip(f"{webui.spec.title} rounds Height {h} to a multiple of {webui.spec.size_step} (hosts.py)")
     r, calls = run_img2img(webui, img2img_request(df(scale=3), picture((2 * w, 2 * h)), width=w, height=h, steps=4))
     [img] = images(r)
     assert img.size == (3 * w, 3 * h)
     assert has(infotext(r), "DemoFusion picture entry", f"phase 2 of 3 at {2 * w}x{2 * h}")
     # phases 2 and 3 ran (two jobs), each with exactly the views the plan counts for them (x2: cond and uncond)
     plan = plan_counts(w, h, 4, 3, 0.5, denoising=0.5, picture=(2 * w, 2 * h))
-    assert rows_per_job(calls) == [2 * c["views"] for c in plan if not c["skipped"]]
+    assert rows_per_job(calls) == [cfg_rows(webui, c) for c in plan if not c["skipped"]]
     shapes = {tuple(c["shape"][-2:]) for c in calls["calls"]}
     assert shapes == {(h // 8, w // 8)}, shapes                     # every UNet call is one window, none larger
     assert calls["picture"][-2:] == [h // 4, w // 4]                  # encoded at phase 2's size, not shrunk
@@ -54,10 +57,11 @@ def test_a_picture_the_size_of_the_window_runs_every_phase_as_before(webui):
     r, calls = img2img(webui, size, side, scale=3)
     assert images(r)[0].size == (3 * side, 3 * side) and "DemoFusion picture entry" not in infotext(r)
     plan = plan_counts(side, side, 4, 3, 0.5, denoising=0.5)
-    assert rows_per_job(calls) == [2 * c["views"] for c in plan]       # phase 1 is the WebUI's own img2img
+    assert rows_per_job(calls) == [cfg_rows(webui, c) for c in plan]  # phase 1 is the WebUI's own img2img
     assert "distance" not in calls                                     # no picture was encoded at a phase size
 
 
+@pytest.mark.webui(hosts=REFERENCE)      # the script's own logic, the same on every host of a family
 def test_lower_strength_keeps_the_large_picture(webui):
     # in latent space: the random VAE does not reconstruct pictures, so pixel distances would measure the VAE. The
     # random UNet's predictions are large, so even low strengths move the latent: the order is what is checked.
@@ -71,21 +75,29 @@ def test_lower_strength_keeps_the_large_picture(webui):
 UPSCALERS = ["Latent", "Lanczos", "Nearest", "tiny-esrgan-4x"]
 
 
+def served_upscalers(webui) -> list[str]:
+    """The UPSCALERS the host lists (Forge Neo has no Lanczos or Nearest: None and upscaler models only)."""
+    names = {u["name"] for u in webui.get("/sdapi/v1/upscalers")}
+    return [n for n in UPSCALERS if n == "Latent" or n in names]
+
+
 def test_each_phase_upscaler_is_used_between_phases(webui):
     size, want = small(webui)
     results = {}
-    for name in UPSCALERS:
+    upscalers = served_upscalers(webui)
+    pixel = pixel_upscaler(webui)
+    for name in upscalers:
         # at phase denoising 0.5, as upscaling users run it, phase 2 keeps more of the enlarged start
-        status, r = webui.txt2img(demofusion(df(upscaler=name, phase_images=name == "Lanczos", phase_denoise=0.5),
+        status, r = webui.txt2img(demofusion(df(upscaler=name, phase_images=name == pixel, phase_denoise=0.5),
                                              **size))
         assert status == 200, r
         out = images(r)
         assert out[0].size == want and has(infotext(r), "DemoFusion upscaler", name)
         results[name] = np.asarray(out[0].convert("RGB"), dtype=float)
-        if name == "Lanczos":          # the phase image is the decode the upscaler enlarged
+        if name == pixel:              # the phase image is the decode the upscaler enlarged
             assert [i.size for i in out] == [want, (want[0] // 2, want[1] // 2)]
     differences = {(a, b): float(np.abs(results[a] - results[b]).mean())
-                   for i, a in enumerate(UPSCALERS) for b in UPSCALERS[i + 1:]}
+                   for i, a in enumerate(upscalers) for b in upscalers[i + 1:]}
     print("mean |difference| between upscalers:", {f"{a}/{b}": round(d, 2) for (a, b), d in differences.items()})
     # an ESRGAN model that fails to load falls back to Lanczos silently: the model's phase must differ from it
     # (the results are deterministic, so any difference is the upscaler's)
@@ -103,11 +115,12 @@ def test_a_large_picture_with_a_model_upscaler(webui):
 def test_an_unknown_upscaler_is_refused_with_the_available_ones(webui):
     status, r = webui.txt2img(demofusion(df(upscaler="4x-UltraSharp")))
     assert status == 500, r
-    assert "Phase upscaler '4x-UltraSharp'" in r["errors"] and "Lanczos, Nearest" in r["errors"]
-    assert "tiny-esrgan-4x" in r["errors"]
+    listed = ", ".join(served_upscalers(webui))
+    assert "Phase upscaler '4x-UltraSharp'" in r["errors"] and f"choose one of: {listed}." in r["errors"], r["errors"]
     assert webui.plain_image() == webui.baseline
 
 
+@pytest.mark.webui(hosts=REFERENCE)      # the script's own logic, the same on every host of a family
 def test_an_xyz_plot_over_phase_upscalers(webui):
     size, want = small(webui)
     # an axis with choices takes its values from the dropdown list

@@ -2,7 +2,7 @@
 made no model evaluation, X/Y/Z axes on an API-only server."""
 import pytest
 
-from hosts import ALL
+from hosts import ALL, REFERENCE
 from webui_client import (demofusion, df, has, images, infotext, phase_log_lines, plain_request, small, stop_in_phase,
                           started_here, xyz_axis_choices, xyz_plot)
 
@@ -31,7 +31,7 @@ def test_an_interrupted_result_is_the_last_finished_phase_once_and_leaves_nothin
     assert webui.plain_image() == webui.baseline
 
 
-@pytest.mark.webui(models=ALL)        # the native size is the model's
+@pytest.mark.webui(hosts=REFERENCE, models=ALL)        # the native size is the model's
 @pytest.mark.parametrize("natives,scale,message", [
     (4, 8, "above the WebUI's Maximum image size (200 MP"),      # 2048 px x 8 on SD1, 4096 px x 8 on SDXL
     (3, 1.5, "far above this model's native size"),              # 1536 px on SD1, 3072 px on SDXL
@@ -43,6 +43,7 @@ def test_absurd_sizes_are_refused_before_any_work(webui, natives, scale, message
     assert webui.plain_image() == webui.baseline
 
 
+@pytest.mark.webui(hosts=REFERENCE)      # the script's own logic, the same on every host of a family
 def test_a_dict_of_settings_without_enabled_turns_demofusion_on(webui):
     size, want = small(webui)
     status, r = webui.txt2img(demofusion([{"scale": 2}], **size))
@@ -65,7 +66,7 @@ def test_a_phase_that_made_no_model_evaluation_is_noted(webui):
         assert noted, line                                   # measured on A1111: 0 UNet calls
 
 
-@pytest.mark.webui(servers=["api"])
+@pytest.mark.webui(hosts=REFERENCE, servers=["api"])
 def test_xyz_axes_are_offered_by_an_api_only_server(webui):
     """An API-only server (--nowebui) builds the scripts' arguments before any UI callback: the axes must be there
     too, once each, and drive a plot."""

@@ -15,12 +15,13 @@ ON = {"enabled": True}
 
 
 class WebUI:
-    """One model of one running server. `host` is the host's name ("a1111", "forge"), `spec` its hosts.Host;
+    """One model of one running server. `host` is the host's name ("a1111", "forge", "classic"), `spec` its hosts.Host;
     `baseline` the plain image of plain_request() before any DemoFusion run in the process."""
 
     def __init__(self, url, host, model, log=None, server="ui"):
         self.url, self.spec, self.model, self.log, self.server = url.rstrip("/"), host, model, log, server
         self.host = host.name
+        self.forge = host.family == "forge"           # a Forge host: Forge 2, Classic or Neo
         self.sdxl = host.models[model].sdxl
         self.baseline = None                  # plain_request()'s image
         self.baselines = {}                   # BASELINES' images by name, taken with the plain one
@@ -31,8 +32,9 @@ class WebUI:
 
     @property
     def outputs(self):
-        """The server's output folder (known for a harness server started here)."""
-        return self.log.parents[1] / self.spec.tree / "outputs"
+        """The folder of the server's txt2img-images (known for a harness server started here): outputs/ on A1111
+        and Forge 2, output/ on Forge Classic."""
+        return self.log.parents[1] / self.spec.tree / self.get("/sdapi/v1/options")["outdir_txt2img_samples"]
 
     def call(self, method, path, payload=None, timeout=900):
         data = json.dumps(payload).encode() if payload is not None else None
@@ -150,10 +152,17 @@ def plain_controlnet_request(webui):
 BASELINES = {"controlnet": plain_controlnet_request}
 
 
+class AxisChoices(list):
+    """The X/Y/Z plot's axis names, and the labels of its script's arguments."""
+    labels: list
+
+
 def xyz_axis_choices(webui):
     """The X/Y/Z plot's axis names in txt2img, whose indices its script arguments take."""
     [xyz] = [s for s in webui.get("/sdapi/v1/script-info") if s["name"] == "x/y/z plot" and not s["is_img2img"]]
-    return xyz["args"][0]["choices"]
+    out = AxisChoices(xyz["args"][0]["choices"])
+    out.labels = [a.get("label") for a in xyz["args"]]
+    return out
 
 
 def xyz_plot(choices, x, y=None):
@@ -163,8 +172,16 @@ def xyz_plot(choices, x, y=None):
             return [0, "", []]
         label, values = a
         return [choices.index(label), "", values] if isinstance(values, list) else [choices.index(label), values, []]
-    return {"script_name": "x/y/z plot",
-            "script_args": axis(x) + axis(y) + axis(None) + [True, True, False, False, False, False, False, 0, False]}
+    args = axis(x) + axis(y) + axis(None) + [True, True, False, False, False, False, False, 0, False]
+    if "Row Count" in getattr(choices, "labels", []):     # Forge Neo's script: a row count (0: automatic) before
+        args.insert(16, 0)                                # the grid margins (its xyz_grid.py run() signature)
+    return {"script_name": "x/y/z plot", "script_args": args}
+
+
+def pixel_upscaler(webui) -> str:
+    """A pixel-space upscaler the host lists: Lanczos, or (Forge Neo lists only upscaler models) the tiny ESRGAN."""
+    names = [u["name"] for u in webui.get("/sdapi/v1/upscalers")]
+    return "Lanczos" if "Lanczos" in names else "tiny-esrgan-4x"
 
 
 def small(webui, size=128):
@@ -224,8 +241,10 @@ def server_log(webui):
 
 
 def phase_log_lines(webui, phase=2):
-    """The engine's report lines for `phase` in the server log, oldest first."""
-    return [ln for ln in server_log(webui).splitlines() if ln.startswith(f"[DemoFusion] phase {phase} at ")]
+    """The engine's report lines for `phase` in the server log, oldest first (from the report on: Neo's console
+    progress bars can precede it on its line)."""
+    marker = f"[DemoFusion] phase {phase} at "
+    return [ln[ln.index(marker):] for ln in server_log(webui).splitlines() if marker in ln]
 
 
 def started_here(webui, why="the probes are linked only into harness servers started here"):
@@ -259,15 +278,30 @@ VIEW_TEXTS = {"cat": "cat", "dog": "dog", "both": "cat dog", "full": VIEW_PROMPT
 INJECT = {"left": "cat", "right": "dog", "texts": VIEW_TEXTS}   # "cat" attends to the left half, "dog" the right
 
 
-def assert_windows_got_their_words(calls, sdxl=False):
+def cfg_rows(webui, count: dict) -> int:
+    """The UNet rows of one phase of plan_line.plan_counts on this host: a cond and an uncond row per view, less
+    one row per view of each sampling's first evaluation where the host makes it without the negative prompt."""
+    if not count["steps"]:
+        return 0
+    first = count["local"] + count["global"]
+    return 2 * count["views"] - (first if webui.spec.first_step_without_uncond else 0)
+
+
+def view_rows(webui, labels: list) -> int:
+    """Rows per view of a call (2: cond and uncond); 1 for a cond-only call where the host makes one (hosts.py)."""
+    return 1 if webui.spec.first_step_without_uncond and "neg" not in labels else 2
+
+
+def assert_windows_got_their_words(webui, calls):
     """2x: a 3 x 3 grid of windows (left column: the left half only, middle: both halves, right: the right half),
     then the 4 dilated views with the full prompt; each view has a cond and an uncond row."""
     later = [c for c in calls if c["job"] == 1]
     assert later
     want = ["cat", "both", "dog"] * 3 + ["full"] * 4
     for call in later:
-        views = len(call["labels"]) // 2
-        pairs = [set(call["labels"][2 * v:2 * v + 2]) for v in range(views)]
-        assert pairs == [{w, "neg"} for w in want[:views]], call["labels"]
-        if sdxl:            # the pooled text vector follows the view's text too
+        labels = call["labels"]
+        n = view_rows(webui, labels)
+        rows = [set(labels[n * v:n * v + n]) for v in range(len(labels) // n)]
+        assert rows == [{w, "neg"} if n == 2 else {w} for w in want[:len(rows)]], labels
+        if webui.sdxl:      # the pooled text vector follows the view's text too
             assert call["pooled"] == call["labels"], call

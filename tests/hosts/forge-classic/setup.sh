@@ -7,13 +7,20 @@
 #   forge/models/Stable-diffusion/tiny-forge-sd15.safetensors       hard link/copy of the Forge 2 harness file
 #   forge/models/ControlNet/control_tiny-forge-sd15.safetensors      hard link/copy of the Forge 2 harness file
 #   forge/models/ESRGAN/tiny-esrgan-4x.pth                           made by the A1111 harness's make_tiny_esrgan.py
-#   forge/config.json   {"show_progress_type": "Approx cheap"} merged in (no TAESD download for live previews)
-# No SDXL: the Forge 2 harness's tiny SDXL (KOALA-700M depth list) is not recognised by Classic.
+#   forge/models/Stable-diffusion/tiny-std-sdxl.safetensors          standard-depth tiny SDXL (2.0 GiB), made by
+#   forge/models/ControlNet/control_tiny-std-sdxl.safetensors        ../tiny_models/make_tiny_sdxl{,_controlnet}.py
+#                                                                    with the Forge 2 harness venv (SDXL=0 skips both;
+#                                                                    SDXL_VPRED=1 adds tiny-std-sdxl-vpred)
+#   forge/config.json   {"show_progress_type": "Approx cheap"} merged in (no TAESD download for live previews; the
+#                       cheap approximation has SDXL coefficients, so SDXL needs no VAE-approx file either)
+# The Forge 2 harness's own tiny SDXL (KOALA-700M depth list) is not recognised by Classic, hence tiny-std-sdxl.
 # env: MIRROR (default /work/.mirror), LOCK=0 (Classic's requirements.txt + harness changes instead of the lock),
 #      FORGE2_HARNESS (source of the tiny SD1 + ControlNet, default ~/forge-harness),
 #      FORGE2_BIN (Forge 2 harness scripts, default ../shared/forge-harness/bin beside the checkout),
 #      WEBUI_BIN (A1111 harness scripts, default ../shared/webui-harness/bin), ESRGAN=0 to skip the upscaler,
-#      ESRGAN_PY (python for make_tiny_esrgan.py, default ~/webui-harness/venv/bin/python)
+#      ESRGAN_PY (python for make_tiny_esrgan.py, default ~/webui-harness/venv/bin/python),
+#      SDXL=0 to skip the tiny SDXL + its ControlNet, SDXL_VPRED=1 to also make the v-prediction/ztsnr variant,
+#      SDXL_PY (python for the tiny SDXL makers, default $FORGE2_HARNESS/venv/bin/python)
 set -euo pipefail
 BIN="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 HARNESS="${CLASSIC_HARNESS:-$HOME/forge-classic-harness}"
@@ -58,25 +65,11 @@ venv/bin/pip check
 
 # ---- 3. models ----------------------------------------------------------------------------------------
 stamp "models"
-link_or_copy() {  # SRC DEST: hard link (same filesystem) or copy
-  mkdir -p "$(dirname "$2")"
-  if [ ! -f "$2" ] || ! cmp -s "$1" "$2"; then
-    rm -f "$2"; ln "$1" "$2" 2>/dev/null || cp "$1" "$2"
-  fi
-}
-link_or_copy "$FORGE2_HARNESS/forge/models/Stable-diffusion/tiny-forge-sd15.safetensors" \
-             forge/models/Stable-diffusion/tiny-forge-sd15.safetensors
-link_or_copy "$FORGE2_HARNESS/forge/models/ControlNet/control_tiny-forge-sd15.safetensors" \
-             forge/models/ControlNet/control_tiny-forge-sd15.safetensors
-if [ "${ESRGAN:-1}" = 1 ]; then
-  ESR=forge/models/ESRGAN/tiny-esrgan-4x.pth
-  if [ ! -f "$ESR" ] || [ "$WEBUI_BIN/make_tiny_esrgan.py" -nt "$ESR" ]; then
-    mkdir -p forge/models/ESRGAN
-    # the generator imports spandrel 0.3's module layout (spandrel.architectures.ESRGAN.arch), which Classic's
-    # spandrel 0.4.0 lacks: run it with the A1111 harness venv (ESRGAN_PY overrides)
-    "${ESRGAN_PY:-$HOME/webui-harness/venv/bin/python}" "$WEBUI_BIN/make_tiny_esrgan.py" "$ESR"
-  fi
-fi
+source "$BIN/../harness-lib.sh"
+forge2_models "$FORGE2_HARNESS"
+xl=(tiny-std-sdxl); [ "${SDXL_VPRED:-0}" = 1 ] && xl+=(tiny-std-sdxl-vpred)
+tiny_sdxl_models "$FORGE2_HARNESS" "$FORGE2_BIN" "${xl[@]}"
+tiny_esrgan "$WEBUI_BIN"
 
 # ---- 4. settings: no TAESD live-preview download (Classic's default preview type) ---------------------
 stamp "config"

@@ -19,27 +19,11 @@ PORT="${PORT:-7950}"
 MODE=api
 if [ "${1:-}" = "--ui" ]; then MODE=ui; shift; fi
 
-mkdir -p "$RUN_DIR"
-if [ -n "${EXTENSION:-}" ]; then
-  ext="$(cd "$EXTENSION" && pwd)"
-  name="${EXTENSION_NAME:-$(basename "$ext")}"
-  ln -sfn "$ext" "$FORGE/extensions/$name"
-  echo "extension: $FORGE/extensions/$name -> $ext"
-fi
-PIDFILE="$RUN_DIR/classic-$PORT.pid"
-LOG="$RUN_DIR/classic-$PORT.log"
-
-if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
-  echo "already running: PID $(cat "$PIDFILE") (port $PORT); stop it with stop_classic.sh $PORT" >&2
-  exit 1
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/../harness-lib.sh"
+prepare_run "$FORGE" "$RUN_DIR" classic "$PORT"
 
 # everything offline; Hugging Face caches inside the harness (Classic sets HF_HOME etc. only if unset)
-export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 DIFFUSERS_OFFLINE=1
-export HF_HOME="${HF_HOME:-$HARNESS/hf-home}"
-export GRADIO_ANALYTICS_ENABLED=False DO_NOT_TRACK=1 DISABLE_TELEMETRY=1 HF_HUB_DISABLE_TELEMETRY=1
-export PYTHONUNBUFFERED=1
-export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(nproc)}"
+offline_env "$HARNESS"
 
 # no --do-not-download-clip: Classic's parser rejects it
 ARGS=(--always-cpu --all-in-fp32

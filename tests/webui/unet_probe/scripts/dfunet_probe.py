@@ -35,11 +35,8 @@ def crop_reader():
     model = shared.sd_model
     if not getattr(model, "is_sdxl", False):
         return None
-    if hasattr(model, "forge_objects"):
-        from demofusion_ext.hosts.forge import crop_columns
-    else:
-        from demofusion_ext.hosts.a1111 import crop_columns
-    columns = crop_columns(model)
+    from demofusion_ext.hosts import host_for
+    columns = host_for(model).crop_columns(model)
     values = torch.arange(0, 4097, 8, dtype=torch.float32)
     with torch.no_grad():
         table = columns.embed(values).reshape(len(values), -1).float().cpu()
@@ -115,7 +112,10 @@ class DFUNetProbe(scripts.Script):
                 unet.__dict__.pop("forward") if had is None else setattr(unet, "forward", had)
         self.undo.append(unhook)
         if hasattr(shared.sd_model, "forge_objects"):
-            from backend.nn.cnets import cldm
+            try:
+                from backend.nn.cnets import cldm
+            except ImportError:                # Forge Classic's older backend
+                from ldm_patched.controlnet import cldm
             control_forward = cldm.ControlNet.forward
 
             def recording_control(net, x, hint, *a, **kw):
@@ -158,11 +158,8 @@ class DFUNetProbe(scripts.Script):
         refs = {label: cross[i].float().cpu() for i, label in enumerate(texts)}
         pooled = {}
         if isinstance(cond, dict):        # [pooled text | original size | crop | target size]: the pooled part
-            if hasattr(p.sd_model, "forge_objects"):
-                from demofusion_ext.hosts.forge import crop_columns
-            else:
-                from demofusion_ext.hosts.a1111 import crop_columns
-            columns = crop_columns(p.sd_model)
+            from demofusion_ext.hosts import host_for
+            columns = host_for(p.sd_model).crop_columns(p.sd_model)
             self.pooled_end = cond["vector"].shape[1] - 3 * columns.width
             pooled = {label: cond["vector"][i, None, :self.pooled_end].float().cpu() for i, label in enumerate(texts)}
 
@@ -187,14 +184,19 @@ class DFUNetProbe(scripts.Script):
         if not enabled or objects is None:
             return
         unet, job = objects.unet, shared.state.job_no
-        inner = unet.model_options.get("memory_peak_estimation_modifier", unet.memory_required)
+        modifier = hasattr(unet, "set_memory_peak_estimation_modifier")     # Forge 2, Classic; Neo: memory_required
+        inner = unet.model_options.get("memory_peak_estimation_modifier", unet.memory_required) if modifier \
+            else unet.memory_required
         inner = getattr(inner, "dfunet_inner", inner)    # Forge shares model_options across phases: chain once
 
         def estimate(shape):
             STATE["memory"].append({"job": job, "shape": list(shape)})
             return inner(shape)
         estimate.dfunet_inner = inner
-        unet.set_memory_peak_estimation_modifier(estimate)
+        if modifier:
+            unet.set_memory_peak_estimation_modifier(estimate)
+        else:
+            unet.memory_required = estimate
         nets = unet.list_controlnets()
         if nets:
             head, original = nets[0], nets[0].get_control
