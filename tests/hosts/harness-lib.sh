@@ -110,3 +110,35 @@ tiny_sdxl_models() {
     mv "$out.tmp.safetensors" "$out"
   fi
 }
+
+# launch TITLE VENV FORGE ARGS...: start FORGE/launch.py in the background (PID file, log: prepare_run's), then wait
+# until the API answers with a checkpoint selected; `ready_after PATTERN` then waits for a log line
+launch() {
+  local venv="$2" forge="$3"
+  TITLE="$1"; shift 3
+  (cd "$forge" && setsid nohup "$venv/bin/python" launch.py "$@" >> "$LOG" 2>&1 < /dev/null & echo $! > "$PIDFILE")
+  PID="$(cat "$PIDFILE")"
+  echo "PID $PID, log $LOG"
+  T0=$(date +%s)
+  until out="$(curl -sf --max-time 5 "http://127.0.0.1:$PORT/sdapi/v1/options" 2>/dev/null)" \
+        && grep -q '"sd_model_checkpoint": *"[^"]' <<<"$out"; do
+    die_if_gone; sleep 1
+  done
+  echo "API up after $(( $(date +%s) - T0 ))s"
+}
+
+# die_if_gone: fail the start when the server exited, or START_TIMEOUT passed
+die_if_gone() {
+  if ! kill -0 "$PID" 2>/dev/null; then
+    echo "$TITLE exited during startup; last log lines:" >&2; tail -40 "$LOG" >&2; rm -f "$PIDFILE"; exit 1
+  fi
+  if [ $(( $(date +%s) - T0 )) -ge "$START_TIMEOUT" ]; then
+    echo "timed out after ${START_TIMEOUT}s; $TITLE still running as PID $PID; log: $LOG" >&2; exit 1
+  fi
+}
+
+# ready_after PATTERN: wait for PATTERN in the log, then say the server is ready
+ready_after() {
+  until grep -q "$1" "$LOG"; do die_if_gone; sleep 1; done
+  echo "$TITLE ready on http://127.0.0.1:$PORT after $(( $(date +%s) - T0 ))s"
+}

@@ -33,28 +33,7 @@ ARGS=(--always-cpu --all-in-fp32
 [ "$MODE" = api ] && ARGS+=(--nowebui)
 ARGS+=("$@")
 
-cd "$FORGE"
 echo "starting: $VENV/bin/python launch.py ${ARGS[*]}" > "$LOG"
-setsid nohup "$VENV/bin/python" launch.py "${ARGS[@]}" >> "$LOG" 2>&1 < /dev/null &
-PID=$!
-echo "$PID" > "$PIDFILE"
-echo "PID $PID, log $LOG"
-
-t0=$(date +%s)
-die_if_gone() {
-  if ! kill -0 "$PID" 2>/dev/null; then
-    echo "Classic exited during startup; last log lines:" >&2; tail -40 "$LOG" >&2; rm -f "$PIDFILE"; exit 1
-  fi
-  if [ $(( $(date +%s) - t0 )) -ge "$START_TIMEOUT" ]; then
-    echo "timed out after ${START_TIMEOUT}s; Classic still running as PID $PID; log: $LOG" >&2; exit 1
-  fi
-}
-# 1. the API answers (options carry the --ckpt checkpoint as sd_model_checkpoint)
-until out="$(curl -sf --max-time 5 "http://127.0.0.1:$PORT/sdapi/v1/options" 2>/dev/null)" \
-      && grep -q '"sd_model_checkpoint": *"[^"]' <<<"$out"; do
-  die_if_gone; sleep 1
-done
-echo "API up after $(( $(date +%s) - t0 ))s"
-# 2. the model is loaded (eagerly, at start-up: modules/initialize.py initialize_rest)
-until grep -q "Model loaded in" "$LOG"; do die_if_gone; sleep 1; done
-echo "Classic ready on http://127.0.0.1:$PORT after $(( $(date +%s) - t0 ))s"
+launch Classic "$VENV" "$FORGE" "${ARGS[@]}"
+# the model is loaded (eagerly, at start-up: modules/initialize.py initialize_rest)
+ready_after "Model loaded in"

@@ -85,34 +85,16 @@ ARGS=(--cpu --force-fp32
 [ "$MODE" = api ] && ARGS+=(--nowebui)
 ARGS+=("${EXTRA[@]}" "$@")
 
-cd "$FORGE"
 echo "starting: $VENV/bin/python launch.py ${ARGS[*]}" > "$LOG"
 echo "checkpoint: $CKPT_NAME (settings file $SETTINGS)" >> "$LOG"
-setsid nohup "$VENV/bin/python" launch.py "${ARGS[@]}" >> "$LOG" 2>&1 < /dev/null &
-PID=$!
-echo "$PID" > "$PIDFILE"
-echo "PID $PID, log $LOG, checkpoint $CKPT_NAME"
-
-t0=$(date +%s)
-die_if_gone() {
-  if ! kill -0 "$PID" 2>/dev/null; then
-    echo "Neo exited during startup; last log lines:" >&2; tail -40 "$LOG" >&2; rm -f "$PIDFILE"; exit 1
-  fi
-  if [ $(( $(date +%s) - t0 )) -ge "$START_TIMEOUT" ]; then
-    echo "timed out after ${START_TIMEOUT}s; Neo still running as PID $PID; log: $LOG" >&2; exit 1
-  fi
-}
-# 1. the API answers, with the checkpoint selected
-until out="$(curl -sf --max-time 5 "http://127.0.0.1:$PORT/sdapi/v1/options" 2>/dev/null)" \
-      && grep -q '"sd_model_checkpoint": *"[^"]' <<<"$out"; do
-  die_if_gone; sleep 1
-done
-echo "API up after $(( $(date +%s) - t0 ))s"
-# 2. the model is loaded: one 64x64, 1-step txt2img
+launch Neo "$VENV" "$FORGE" "${ARGS[@]}"
+echo "checkpoint $CKPT_NAME"
+# the model is loaded: one 64x64, 1-step txt2img
 if [ "${WARMUP:-1}" != 0 ]; then
   curl -sf --max-time "$START_TIMEOUT" -o /dev/null -H 'Content-Type: application/json' \
        -d '{"prompt": "warm-up", "seed": 1, "steps": 1, "width": 64, "height": 64, "sampler_name": "Euler"}' \
        "http://127.0.0.1:$PORT/sdapi/v1/txt2img" || { die_if_gone; echo "warm-up request failed; log: $LOG" >&2; exit 1; }
-  until grep -q "Model loaded in" "$LOG"; do die_if_gone; sleep 1; done
+  ready_after "Model loaded in"
+else
+  echo "Neo ready on http://127.0.0.1:$PORT after $(( $(date +%s) - T0 ))s (model not loaded yet: WARMUP=0)"
 fi
-echo "Neo ready on http://127.0.0.1:$PORT after $(( $(date +%s) - t0 ))s"
