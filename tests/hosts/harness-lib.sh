@@ -116,8 +116,11 @@ tiny_sdxl_models() {
 launch() {
   local venv="$2" forge="$3"
   TITLE="$1"; shift 3
-  (cd "$forge" && setsid nohup "$venv/bin/python" launch.py "$@" >> "$LOG" 2>&1 < /dev/null & echo $! > "$PIDFILE")
-  PID="$(cat "$PIDFILE")"
+  # the redirections are the subshell's own: nothing it leaves running holds the caller's stdout (a caller that reads
+  # this script's output to the end would otherwise wait for the server to exit); exec makes $! the server's PID
+  (cd "$forge" && exec setsid nohup "$venv/bin/python" launch.py "$@") >> "$LOG" 2>&1 < /dev/null &
+  PID=$!
+  echo "$PID" > "$PIDFILE"
   echo "PID $PID, log $LOG"
   T0=$(date +%s)
   until out="$(curl -sf --max-time 5 "http://127.0.0.1:$PORT/sdapi/v1/options" 2>/dev/null)" \
