@@ -14,6 +14,8 @@ import os
 import pathlib
 from dataclasses import dataclass, field
 
+import pytest
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
 README_FOLDER = "sd-webui-demofusion-ext"      # the folder name README tells users to clone into
@@ -66,6 +68,9 @@ class Host:
     # its API applies an `infotext` field (Forge 2 and Neo fail every such request: get_field_value's isinstance with
     # a parameterized generic; measured)
     infotext_api: bool = True
+    # the step count of requests that name none (webui_client.plain_request): a slow host's fewer, as its model costs
+    # more per step (tests whose subject is the step count name theirs)
+    steps: int = 4
 
     @property
     def root(self) -> pathlib.Path:
@@ -119,7 +124,7 @@ HOSTS = {
         probes={"zz-dffault": "fault_probe", "zz-dfunet": "unet_probe"},
         # module "None" with a capital N and the model's full name with its hash, else Forge skips the unit silently
         controlnet_unit={"module": "None"},
-        base=64,                       # its tiny models are full width and 7-10x slower
+        base=64, steps=2,              # its tiny models are full width and 7-10x slower
         infotext_api=False,
         family="forge", refused_samplers=("DPM adaptive", "DPM fast", "HeunPP2", "UniPC"),
         builtins=("FreeU", "SAG", "MultiDiffusion")),
@@ -136,7 +141,7 @@ HOSTS = {
         spare_port=7895,
         probes={"zz-dffault": "fault_probe", "zz-dfunet": "unet_probe"},
         controlnet_unit={"module": "None"},
-        base=64,
+        base=64, steps=2,
         family="forge", refused_samplers=("DPM adaptive", "DPM fast", "UniPC"),
         schedule_types=False, first_step_without_uncond=True),
     "neo": Host(
@@ -153,7 +158,7 @@ HOSTS = {
         spare_port=7898,
         probes={"zz-dffault": "fault_probe", "zz-dfunet": "unet_probe"},
         controlnet_unit={"module": "None"},
-        base=64,
+        base=64, steps=2,
         family="forge", refused_samplers=("DPM++ 2s a RF", "UniPC"), builtins=("MultiDiffusion",),
         size_step=64,                  # modules/processing.py rounds them (measured: 64x48 -> 64x64)
         infotext_api=False),
@@ -163,6 +168,8 @@ FORGE_FAMILY = [name for name, host in HOSTS.items() if host.family == "forge"]
 # one host of each family: where tests of the script's own logic run (the same code on every host of a family,
 # checked once per family); tests whose subject is the host (its adapter, samplers, UI, ControlNet) run on all
 REFERENCE = ["a1111", "forge"]
+# the mark of such a test (a module's mark or the test's own may still name its models or servers)
+SCRIPT_LOGIC = pytest.mark.webui(hosts=REFERENCE)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ off, Heun), another extension's apply_model hook left in place, out-of-memory vi
 image's error not carried to the next image of a batch count."""
 import pytest
 
-from hosts import ALL, REFERENCE
+from hosts import ALL, SCRIPT_LOGIC
 from webui_client import (demofusion, df, fail_in_phase, images, infotext, infotexts, phase_log_lines, probe, small,
                           started_here)
 
@@ -62,6 +62,7 @@ def test_batch_cond_uncond_off_gives_cond_and_uncond_the_same_views(webui):
     assert_cond_and_uncond_saw_the_same_views(evaluations(calls["calls"]))
 
 
+@SCRIPT_LOGIC
 def test_heun_draws_new_views_for_each_of_its_evaluations(webui):
     """Heun's second evaluation and the next step's first share a sigma; they are still two evaluations."""
     size, _ = small(webui)
@@ -105,7 +106,7 @@ def test_a_single_view_out_of_memory_fails_the_phase_and_returns_the_last_finish
     assert webui.plain_image() == webui.baseline
 
 
-@pytest.mark.webui(hosts=REFERENCE)      # the script's own logic, the same on every host of a family
+@SCRIPT_LOGIC
 def test_a_failed_images_error_is_not_carried_to_the_next_image(webui):
     started_here(webui)
     request = fail_in_phase(demofusion(df(scale=3), n_iter=2, **small(webui)[0]), 3, iteration=0)

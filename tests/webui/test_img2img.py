@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hosts import REFERENCE
+from hosts import SCRIPT_LOGIC
 from webui_client import df, images, img2img_request, infotexts, picture, small
 
 
@@ -13,7 +13,7 @@ def psnr(a: Image.Image, b: Image.Image) -> float:
     return float(10 * np.log10(255 ** 2 / ((x - y) ** 2).mean()))
 
 
-@pytest.mark.webui(hosts=REFERENCE)      # the script's own logic, the same on every host of a family
+@SCRIPT_LOGIC
 @pytest.mark.parametrize("scale", [2, 2.5])
 def test_img2img_scales_a_picture_of_the_base_size(webui, scale):
     size, _ = small(webui)
@@ -24,7 +24,7 @@ def test_img2img_scales_a_picture_of_the_base_size(webui, scale):
     assert f"DemoFusion scale: {float(scale)}" in r["info"] and "Denoising strength: 0.5" in r["info"]
 
 
-@pytest.mark.webui(hosts=REFERENCE)      # the script's own logic, the same on every host of a family
+@SCRIPT_LOGIC
 def test_lower_strength_stays_closer_to_the_picture(webui):
     # The tiny model's random VAE neither reproduces pictures nor decodes an enlarged latent like an enlarged
     # picture, so the reference is the picture as this pipeline sees it unchanged: DemoFusion at strength 0.02
@@ -41,6 +41,7 @@ def test_lower_strength_stays_closer_to_the_picture(webui):
     assert scores == sorted(scores, reverse=True) and scores[0] - scores[-1] > 3
 
 
+@SCRIPT_LOGIC
 def test_img2img_phase_images_in_order(webui):
     size, _ = small(webui)
     side = size["width"]

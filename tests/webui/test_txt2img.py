@@ -6,7 +6,7 @@ import json
 import pytest
 from PIL import Image
 
-from hosts import ALL, REFERENCE
+from hosts import ALL, SCRIPT_LOGIC
 from webui_client import (demofusion, df, fail_in_phase, has, images, infotext, infotexts, mean_abs_difference,
                           phase_log_lines, plain_request, probe, small, started_here, stop_in_phase,
                           txt2img_polling)
@@ -14,7 +14,7 @@ from webui_client import (demofusion, df, fail_in_phase, has, images, infotext, 
 
 @pytest.mark.parametrize("scale,size,want", [(2, (128, 128), (256, 256)), (2.5, (128, 128), (320, 320)),
                                              (2, (128, 96), (256, 192)), (3, (96, 64), (288, 192))])
-@pytest.mark.webui(hosts=REFERENCE)      # the script's own logic, the same on every host of a family
+@SCRIPT_LOGIC
 def test_final_image_is_scale_times_base(webui, scale, size, want):
     if webui.spec.base:          # a slow host: every side halved (its base is 64), the rounding cases kept
         size, want = [tuple(v * webui.spec.base // 128 for v in pair) for pair in (size, want)]
@@ -90,7 +90,7 @@ def test_every_schedule_type_works(webui):
             assert status == 200 and images(r)[0].size == want, (sch["name"], sampler, r.get("errors"))
 
 
-@pytest.mark.webui(hosts=REFERENCE)      # the script's own logic, the same on every host of a family
+@SCRIPT_LOGIC
 def test_named_and_positional_arguments_give_the_same_image(webui):
     named = {"enabled": True, "scale": 2.0, "stride": 0.5, "view_batch_size": 4, "sigma": 1.0}
     positional = [True, 2.0, 0.5, 4, 3.0, 1.0, 1.0, 1.0, True, 1.0, 1024, False]
@@ -106,13 +106,13 @@ def test_a_bad_argument_fails_the_request_naming_it(webui):
     assert status == 500 and "'scale' = 20.0 is out of range: allowed 1 .. 8" in r.get("errors", ""), r
 
 
-@pytest.mark.webui(hosts=REFERENCE)      # the script's own logic, the same on every host of a family
+@SCRIPT_LOGIC
 def test_hires_fix_is_refused(webui):
     status, r = webui.txt2img(demofusion(df(), enable_hr=True, hr_scale=2, hr_upscaler="Latent"))
     assert status == 500 and "Hires. fix" in r["errors"]
 
 
-@pytest.mark.webui(hosts=REFERENCE)      # the script's own logic, the same on every host of a family
+@SCRIPT_LOGIC
 def test_batches_give_one_image_per_seed(webui):
     size, want = small(webui)
     status, r = webui.txt2img(demofusion(df(scale=2), batch_size=2, n_iter=2, **size))
@@ -123,6 +123,7 @@ def test_batches_give_one_image_per_seed(webui):
     assert json.loads(r["info"])["all_seeds"] == [1234, 1235, 1236, 1237]
 
 
+@SCRIPT_LOGIC
 def test_progress_covers_all_phases(webui):
     seen = []
     size, _ = small(webui, 192)
@@ -137,12 +138,14 @@ def test_skip_returns_the_last_finished_phase_and_the_batch_goes_on(webui):
     started_here(webui)
     size, _ = small(webui)
     side = size["width"]
-    status, r = webui.txt2img(stop_in_phase(demofusion(df(scale=3), n_iter=2, **size), 2, "skip", iteration=0))
+    # four evaluations a phase: the skip lands after two of them, mid-phase
+    status, r = webui.txt2img(stop_in_phase(demofusion(df(scale=3), n_iter=2, steps=4, **size), 2, "skip",
+                                            iteration=0))
     assert status == 200, r
     got = images(r)
     assert [i.size for i in got] == [(side, side), (3 * side, 3 * side)]
     # the skipped image is its finished phase 1 (the plain image of its seed); the second one is whole
-    plain = webui.txt2img(plain_request(**size))[1]
+    plain = webui.txt2img(plain_request(steps=4, **size))[1]
     assert got[0].tobytes() == images(plain)[0].tobytes()
     # and each image's infotext says what it is
     first, second = infotexts(r)
@@ -183,11 +186,12 @@ def test_phases_run_fused_views_through_the_unet(webui):
     assert len(lines) == before + 1
     words = lines[-1].split()
     evals, calls, rows = int(words[5]), int(words[8]), int(words[11].rstrip(","))
-    assert evals == 4
+    n = webui.spec.steps                 # the request names none: its host's (hosts.py)
+    assert evals == n
     # (9 + 4) views x 2 rows per evaluation in ceil(13 / 4) calls; at t = 0 (c2 = 0) only the 9 windows; 13 rows
     # fewer where the host makes the first step without the negative prompt (hosts.py)
     rows += 13 if webui.spec.first_step_without_uncond else 0
-    assert (calls, rows) in [(4 * 4, 4 * 26), (3 * 4 + 3, 3 * 26 + 18)], lines[-1]
+    assert (calls, rows) in [(n * 4, n * 26), ((n - 1) * 4 + 3, (n - 1) * 26 + 18)], lines[-1]
     assert ("SDXL crop coordinates per view" in lines[-1]) == (webui.sdxl)
 
 
@@ -217,6 +221,7 @@ def test_sdxl_views_get_their_own_crop_coordinates(webui):
     assert all(seen.count(xy) == rows for xy in places - {(0, 0)}), sorted(set(seen))
 
 
+@SCRIPT_LOGIC
 def test_each_finished_phase_shows_in_the_live_preview(webui):
     """Between phases the preview shows the phase just finished (here with the WebUI's preview decoder)."""
     seen = set()
@@ -233,6 +238,7 @@ def test_each_finished_phase_shows_in_the_live_preview(webui):
     assert any(3 * a[0] == 2 * b[0] for a in seen for b in seen), seen
 
 
+@SCRIPT_LOGIC
 def test_saved_phase_images_sit_beside_the_final_image_with_a_suffix(webui):
     started_here(webui, "the output folder is known only for a harness server started here")
     outputs = webui.outputs

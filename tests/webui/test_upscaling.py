@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from demofusion_ext.script.plan_line import plan_counts
-from hosts import REFERENCE
+from hosts import SCRIPT_LOGIC
 from webui_client import (cfg_rows, demofusion, df, has, images, img2img_request, infotext, infotexts, picture,
                           pixel_upscaler, probe, small, started_here, xyz_axis_choices, xyz_plot)
 
@@ -51,6 +51,7 @@ def test_a_large_picture_enters_at_its_own_size_and_no_unet_call_exceeds_the_win
     assert calls["picture"][-2:] == [h // 4, w // 4]                  # encoded at phase 2's size, not shrunk
 
 
+@SCRIPT_LOGIC
 def test_a_picture_the_size_of_the_window_runs_every_phase_as_before(webui):
     size, _ = small(webui)
     side = size["width"]
@@ -61,7 +62,7 @@ def test_a_picture_the_size_of_the_window_runs_every_phase_as_before(webui):
     assert "distance" not in calls                                     # no picture was encoded at a phase size
 
 
-@pytest.mark.webui(hosts=REFERENCE)      # the script's own logic, the same on every host of a family
+@SCRIPT_LOGIC
 def test_lower_strength_keeps_the_large_picture(webui):
     # in latent space: the random VAE does not reconstruct pictures, so pixel distances would measure the VAE. The
     # random UNet's predictions are large, so even low strengths move the latent: the order is what is checked.
@@ -104,6 +105,7 @@ def test_each_phase_upscaler_is_used_between_phases(webui):
     assert all(d > 0.5 for d in differences.values()), differences
 
 
+@SCRIPT_LOGIC
 def test_a_large_picture_with_a_model_upscaler(webui):
     size, _ = small(webui)
     side = size["width"]
@@ -120,7 +122,7 @@ def test_an_unknown_upscaler_is_refused_with_the_available_ones(webui):
     assert webui.plain_image() == webui.baseline
 
 
-@pytest.mark.webui(hosts=REFERENCE)      # the script's own logic, the same on every host of a family
+@SCRIPT_LOGIC
 def test_an_xyz_plot_over_phase_upscalers(webui):
     size, want = small(webui)
     # an axis with choices takes its values from the dropdown list

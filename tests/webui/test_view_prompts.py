@@ -7,7 +7,7 @@ encoding it carries, so the test sees what each view was conditioned on.
 """
 import pytest
 
-from hosts import ALL, REFERENCE
+from hosts import ALL, REFERENCE, SCRIPT_LOGIC
 from webui_client import (INJECT, VIEW_PROMPT, assert_windows_got_their_words, demofusion, df, fail_in_phase, images,
                           infotext, infotexts, phase_log_lines, picture, probe, small, started_here, stop_in_phase,
                           view_rows, xyz_axis_choices, xyz_plot)
@@ -25,6 +25,7 @@ def request(webui, inject=True, steps=4, **settings):
     return probe(req, "dfunet", *([True, INJECT] if inject else [True]))
 
 
+@SCRIPT_LOGIC
 def test_each_window_gets_the_words_its_area_drew(webui):
     status, r = webui.txt2img(request(webui, patch_prompts=True))
     assert status == 200, r
@@ -41,6 +42,7 @@ def test_each_window_gets_the_words_its_area_drew(webui):
     assert webui.get("/dfunet/hooks") == {"forward": 0, "pre": 0}
 
 
+@SCRIPT_LOGIC
 def test_threshold_zero_keeps_every_word_and_the_image_of_the_feature_off(webui):
     off = webui.txt2img(request(webui, inject=False))
     zero = webui.txt2img(request(webui, inject=False, patch_prompts=True, prompt_keep_threshold=0.0))
@@ -59,6 +61,7 @@ def test_window_interaction_changes_the_image_and_repeats(webui):
     assert "DemoFusion window interaction: True" in infotext(b[1])
 
 
+@SCRIPT_LOGIC
 def test_img2img_takes_the_maps_from_the_pictures_own_denoising(webui):
     size, _ = small(webui)
     req = dict(request(webui, patch_prompts=True), init_images=[picture((size["width"], size["height"]))],
@@ -69,6 +72,7 @@ def test_img2img_takes_the_maps_from_the_pictures_own_denoising(webui):
     assert webui.get("/dfunet/hooks") == {"forward": 0, "pre": 0}
 
 
+@SCRIPT_LOGIC
 def test_a_failed_or_interrupted_phase_with_per_view_prompts_leaves_nothing_behind(webui):
     status, r = webui.txt2img(fail_in_phase(request(webui, patch_prompts=True, scale=3), 3))
     assert status == 200 and "phase 3 failed" in infotext(r)

@@ -2,7 +2,7 @@
 made no model evaluation, X/Y/Z axes on an API-only server."""
 import pytest
 
-from hosts import ALL, REFERENCE
+from hosts import ALL, REFERENCE, SCRIPT_LOGIC
 from webui_client import (demofusion, df, has, images, infotext, phase_log_lines, plain_request, small, stop_in_phase,
                           started_here, xyz_axis_choices, xyz_plot)
 
@@ -14,7 +14,7 @@ def test_an_interrupted_result_is_the_last_finished_phase_once_and_leaves_nothin
     size, _ = small(webui)
     side = size["width"]
     before = len(phase_log_lines(webui, phase))
-    status, r = webui.txt2img(stop_in_phase(demofusion(df(scale=3, phase_images=True), **size), phase))
+    status, r = webui.txt2img(stop_in_phase(demofusion(df(scale=3, phase_images=True), steps=4, **size), phase))
     assert status == 200, r
     done = phase - 1
     # the last finished phase, once: phase 1 is the final image itself; interrupted in phase 3, phase 1 follows
@@ -24,7 +24,7 @@ def test_an_interrupted_result_is_the_last_finished_phase_once_and_leaves_nothin
     assert has(info, "DemoFusion stopped", f"interrupted in phase {phase} of 3; the image is phase {done}"), info
     assert f"DemoFusion output size: {done * side}x{done * side}" in info
     if phase == 2:        # the final image is phase 1, decoded by the WebUI: exactly the plain image of these settings
-        assert got[0].tobytes() == images(webui.txt2img(plain_request(**size))[1])[0].tobytes()
+        assert got[0].tobytes() == images(webui.txt2img(plain_request(steps=4, **size))[1])[0].tobytes()
     # the sampler stopped at the next evaluation: the interrupted phase made the two it had begun
     [line] = phase_log_lines(webui, phase)[before:]
     assert line.split()[5] == "2", line
@@ -43,7 +43,7 @@ def test_absurd_sizes_are_refused_before_any_work(webui, natives, scale, message
     assert webui.plain_image() == webui.baseline
 
 
-@pytest.mark.webui(hosts=REFERENCE)      # the script's own logic, the same on every host of a family
+@SCRIPT_LOGIC
 def test_a_dict_of_settings_without_enabled_turns_demofusion_on(webui):
     size, want = small(webui)
     status, r = webui.txt2img(demofusion([{"scale": 2}], **size))

@@ -51,10 +51,16 @@ class WebUI:
             return e.code, body
 
     def txt2img(self, payload):
-        return self.call("POST", "/sdapi/v1/txt2img", payload)
+        return self.call("POST", "/sdapi/v1/txt2img", self.with_steps(payload))
 
     def img2img(self, payload):
-        return self.call("POST", "/sdapi/v1/img2img", payload)
+        return self.call("POST", "/sdapi/v1/img2img", self.with_steps(payload))
+
+    def with_steps(self, payload):
+        """The request with its host's step count where the test named none (HostSteps)."""
+        if isinstance(payload.get("steps"), HostSteps):
+            payload = dict(payload, steps=self.spec.steps)
+        return payload
 
     def get(self, path):
         return self.call("GET", path)[1]
@@ -83,9 +89,13 @@ class WebUI:
 
 # --- requests ---
 
+class HostSteps(int):
+    """plain_request's step count where a test names none: WebUI sends its host's `steps` instead (hosts.py)."""
+
+
 def plain_request(**kw):
     req = {"prompt": "a photo of a cat, (detailed:1.2)", "negative_prompt": "blurry", "seed": 1234,
-           "steps": 4, "width": 128, "height": 128, "sampler_name": "Euler", "scheduler": "Automatic", "cfg_scale": 7,
+           "steps": HostSteps(4), "width": 128, "height": 128, "sampler_name": "Euler", "scheduler": "Automatic", "cfg_scale": 7,
            "save_images": False, "send_images": True}
     req.update(kw)
     return req
