@@ -31,6 +31,25 @@ def make_control(s: Setting, elem_id: str):
                      elem_id=elem_id)
 
 
+def img2img_picture(found: dict, canvas_pictures: list):
+    """The component holding img2img's picture: a gr.Image on A1111 and Forge Classic; on Forge 2 and Neo the hidden
+    background textbox of the canvas whose HTML block is img2img_image (its uuid names both; docs/HOSTS.md)."""
+    image = found.get("img2img_image")
+    if isinstance(image, gr.Image):
+        return image
+    if isinstance(image, gr.HTML):
+        return next((c for c in canvas_pictures if c.elem_id and c.elem_id in str(image.value)), None)
+    return None
+
+
+def picture_size(image):
+    """[width, height] of the picture a component hands over: a PIL image, a numpy array (a canvas with numpy=True)
+    or None."""
+    if image is None:
+        return None
+    return [image.shape[1], image.shape[0]] if hasattr(image, "shape") else list(image.size)
+
+
 class DemoFusionScript(scripts.Script):
     sorting_priority = 15
 
@@ -75,8 +94,10 @@ class DemoFusionScript(scripts.Script):
         """Collect the WebUI's own inputs the plan line depends on (created before or after this script's UI)."""
         elem_id = getattr(component, "elem_id", None) or ""
         if not hasattr(self, "webui_inputs"):
-            self.webui_inputs = {}
+            self.webui_inputs, self.canvas_pictures = {}, []
         self.webui_inputs[elem_id] = component
+        if "logical_image_background" in (getattr(component, "elem_classes", None) or []):
+            self.canvas_pictures.append(component)         # a Forge canvas's picture (Forge 2, Neo)
         self.wire_plan_line()
 
     def wire_plan_line(self):
@@ -102,10 +123,9 @@ class DemoFusionScript(scripts.Script):
         quiet = False if gr.__version__.startswith("3.") else "hidden"      # Gradio 3 (A1111) and 4 (Forge)
         for component in inputs[:-1]:
             component.change(fn=describe, inputs=inputs, outputs=[line], show_progress=quiet, queue=False)
-        image = found.get("img2img_image") if tab == "img2img" else None
-        if isinstance(image, gr.Image):         # A1111's img2img picture (Forge's canvas is another component)
-            image.change(fn=lambda img: list(img.size) if img is not None else None, inputs=[image],
-                         outputs=[picture], show_progress=quiet, queue=False).then(
+        image = img2img_picture(found, self.canvas_pictures) if tab == "img2img" else None
+        if image is not None:
+            image.change(fn=picture_size, inputs=[image], outputs=[picture], show_progress=quiet, queue=False).then(
                 fn=describe, inputs=inputs, outputs=[line], show_progress=quiet, queue=False)
         self.plan_wired = True
 

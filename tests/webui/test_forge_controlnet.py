@@ -53,9 +53,10 @@ def test_every_control_call_gets_its_views_part_of_every_unit(webui, n_units, sc
 @pytest.mark.webui(models=["sd1"])       # the unit's handling, the same for every model of a host
 def test_weight_guidance_range_and_control_mode_are_honoured(webui):
     """Each setting changes the image as Forge applies it without DemoFusion; the two non-Balanced modes weight
-    by row marks, which a view batch (here 13 views in one call) must repeat per view."""
+    by row marks, which a view batch (here 13 views in one call) must repeat per view. Four steps: at two, the
+    range's half-way mark falls on the last step, whose control changes nothing measurable (measured)."""
     started_here(webui)
-    base = dict(width=64, height=64)
+    base = dict(width=64, height=64, steps=4)
     image = coordinate_image(64, 64)
     results = {}
     for name, kw in [("balanced", {}), ("weight 0.5", {"weight": 0.5}), ("end 0.5", {"guidance_end": 0.5}),

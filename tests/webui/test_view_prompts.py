@@ -51,10 +51,11 @@ def test_threshold_zero_keeps_every_word_and_the_image_of_the_feature_off(webui)
     assert webui.get("/dfunet/hooks") == {"forward": 0, "pre": 0}
 
 
+@pytest.mark.webui(models=["sd1"])        # the dilated views' latents, whatever the model
 def test_window_interaction_changes_the_image_and_repeats(webui):
-    a = webui.txt2img(request(webui, inject=False))
-    b = webui.txt2img(request(webui, inject=False, window_interaction=True))
-    c = webui.txt2img(request(webui, inject=False, window_interaction=True))
+    a = webui.txt2img(request(webui, inject=False, steps=2))
+    b = webui.txt2img(request(webui, inject=False, steps=2, window_interaction=True))
+    c = webui.txt2img(request(webui, inject=False, steps=2, window_interaction=True))
     assert a[0] == b[0] == c[0] == 200
     assert images(b[1])[0].tobytes() == images(c[1])[0].tobytes()
     assert images(a[1])[0].tobytes() != images(b[1])[0].tobytes()
