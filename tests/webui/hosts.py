@@ -151,7 +151,9 @@ HOSTS = {
                 "sdxl": Model("tiny-std-sdxl.safetensors", sdxl=True, controlnet="control_tiny-std-sdxl"),
                 # the same network, detected as v-prediction with zero terminal SNR (NoobAI-style markers)
                 "vpred": Model("tiny-std-sdxl-vpred.safetensors", sdxl=True, controlnet="control_tiny-std-sdxl",
-                               in_all=False)},
+                               in_all=False),
+                # a family DemoFusion refuses: an SDXL UNet with flow prediction and a Flux.2-latent VAE
+                "mugen": Model("tiny-mugen.safetensors", in_all=False)},
         servers={
             "ui": Server(7896, README_FOLDER, about="UI and API"),
         },

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from hosts import ALL, FORGE_FAMILY, README_FOLDER, REPO
-from webui_client import (demofusion, df, images, img2img_request, infotext, picture, pixels, plain_request, probe,
-                          started_here)
+from servers import extra_server
+from webui_client import (demofusion, df, images, img2img_request, infotext, phase_log_lines, picture, pixels,
+                          plain_request, probe, started_here)
 
 pytestmark = pytest.mark.webui(hosts=FORGE_FAMILY)
 
@@ -147,3 +148,16 @@ def test_a_v_prediction_zero_terminal_snr_checkpoint_runs_and_differs_from_eps(w
     if webui.model == "vpred":
         assert "sdxl" in V_PREDICTION, "runs after the eps SDXL's instance"
         assert np.abs(final - V_PREDICTION["sdxl"]).mean() > 1.0
+
+
+@pytest.mark.webui(hosts=["neo"])
+def test_a_model_family_demofusion_cannot_run_is_refused_by_name_before_any_work(webui):
+    """Neo loads many families besides SD1 and SDXL; a Mugen checkpoint (tests/hosts/tiny_models/make_tiny_mugen.py:
+    the cheapest of them here) is refused with its family named, and no phase runs."""
+    if not (webui.spec.webui_dir / "models" / "Stable-diffusion" / webui.spec.models["mugen"].checkpoint).exists():
+        pytest.skip("no tiny Mugen in the Neo harness: rerun tests/hosts/forge-neo/setup.sh")
+    with extra_server("neo", model="mugen") as mugen:
+        status, r = mugen.txt2img(demofusion(df(scale=2), width=64, height=64, steps=2))
+        assert status == 500, r
+        assert "not this Mugen model" in r["errors"] and "load an SD1.x or SDXL checkpoint" in r["errors"], r
+        assert not phase_log_lines(mugen), phase_log_lines(mugen)

@@ -13,6 +13,9 @@
 #   forge/models/Stable-diffusion/tiny-std-sdxl.safetensors          } made by ../tiny_models/make_tiny_sdxl.py and
 #   forge/models/Stable-diffusion/tiny-std-sdxl-vpred.safetensors    } make_tiny_sdxl_controlnet.py (Forge 2 venv),
 #   forge/models/ControlNet/control_tiny-std-sdxl.safetensors        } only when those makers exist
+#   forge/models/Stable-diffusion/tiny-mugen.safetensors             the tiny SDXL made a Mugen (flow, Flux.2 VAE):
+#                                                                    ../tiny_models/make_tiny_mugen.py, a family
+#                                                                    DemoFusion refuses
 #   forge/config.json   harness settings merged in (section 4 below)
 # env: MIRROR (default /work/.mirror), LOCK=0 (Neo's requirements.txt + harness changes instead of the lock),
 #      FORGE2_HARNESS (source of the tiny SD1 + ControlNet, default ~/forge-harness),
@@ -91,6 +94,13 @@ stamp "models"
 source "$BIN/../harness-lib.sh"
 forge2_models "$FORGE2_HARNESS"
 tiny_sdxl_models "$FORGE2_HARNESS" "$FORGE2_BIN" tiny-std-sdxl tiny-std-sdxl-vpred
+SDXL_FILE=forge/models/Stable-diffusion/tiny-std-sdxl.safetensors
+MUGEN=forge/models/Stable-diffusion/tiny-mugen.safetensors
+MUGEN_MAKER="$BIN/../tiny_models/make_tiny_mugen.py"
+if [ -f "$SDXL_FILE" ] && { [ ! -f "$MUGEN" ] || [ "$MUGEN_MAKER" -nt "$MUGEN" ] || [ "$SDXL_FILE" -nt "$MUGEN" ]; }; then
+  venv/bin/python "$MUGEN_MAKER" --sdxl "$SDXL_FILE" --out "$MUGEN.tmp.safetensors"
+  mv "$MUGEN.tmp.safetensors" "$MUGEN"
+fi
 tiny_esrgan "$WEBUI_BIN"
 
 # ---- 4. settings ------------------------------------------------------------------------------------------
