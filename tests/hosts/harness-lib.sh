@@ -80,18 +80,18 @@ stop_servers() {
 # tiny-std-sdxl-vpred, the same network marked v-prediction + zero terminal SNR) and their ControlNet, into
 # forge/models, unless SDXL=0. The makers (tests/hosts/tiny_models) reuse the Forge 2 harness's makers and Forge 2's
 # classes, so they run with its venv (SDXL_PY overrides) and tree; a file is remade only when a maker is newer.
+stale() {  # OUT MAKER...: OUT is missing or older than one of its makers (or inputs)
+  local o="$1"; shift
+  [ -f "$o" ] || return 0
+  for m in "$@"; do [ "$m" -nt "$o" ] && return 0; done
+  return 1
+}
 tiny_sdxl_models() {
   [ "${SDXL:-1}" = 1 ] || return 0
   local f2="$1" f2bin="$2" name out extra tm py
   shift 2
   tm="$(cd "$(dirname "${BASH_SOURCE[0]}")/tiny_models" && pwd)"
   py="${SDXL_PY:-$f2/venv/bin/python}"
-  stale() {  # OUT MAKER...: OUT is missing or older than a maker
-    local o="$1"; shift
-    [ -f "$o" ] || return 0
-    for m in "$@"; do [ "$m" -nt "$o" ] && return 0; done
-    return 1
-  }
   for name in "$@"; do
     out="forge/models/Stable-diffusion/$name.safetensors"
     if stale "$out" "$tm/make_tiny_sdxl.py" "$f2bin/make_forge_tiny_sdxl.py"; then

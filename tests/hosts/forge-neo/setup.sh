@@ -97,7 +97,7 @@ tiny_sdxl_models "$FORGE2_HARNESS" "$FORGE2_BIN" tiny-std-sdxl tiny-std-sdxl-vpr
 SDXL_FILE=forge/models/Stable-diffusion/tiny-std-sdxl.safetensors
 MUGEN=forge/models/Stable-diffusion/tiny-mugen.safetensors
 MUGEN_MAKER="$BIN/../tiny_models/make_tiny_mugen.py"
-if [ -f "$SDXL_FILE" ] && { [ ! -f "$MUGEN" ] || [ "$MUGEN_MAKER" -nt "$MUGEN" ] || [ "$SDXL_FILE" -nt "$MUGEN" ]; }; then
+if [ -f "$SDXL_FILE" ] && stale "$MUGEN" "$MUGEN_MAKER" "$SDXL_FILE"; then
   venv/bin/python "$MUGEN_MAKER" --sdxl "$SDXL_FILE" --out "$MUGEN.tmp.safetensors"
   mv "$MUGEN.tmp.safetensors" "$MUGEN"
 fi
