@@ -42,14 +42,16 @@ def browser(webui, script, *args, **env):
 
 
 def test_browser_plan_line_follows_every_input_and_matches_the_run(webui):
-    # each change, and the line the engine's own plan gives for the settings after it
+    # each change, and the line the engine's own plan gives for the settings after it; the page starts at 128 px,
+    # 4 steps (browser_generate.js) and generates at the host's cheap size
+    side, n = small(webui)[0]["width"], webui.spec.steps
     state = {"txt2img_width": 128, "txt2img_height": 128, "txt2img_steps": 4,
              "demofusion_ext_txt2img_scale": 2, "demofusion_ext_txt2img_stride": 0.5}
     changes = []
     for elem_id, value in [("demofusion_ext_txt2img_scale", 3), ("demofusion_ext_txt2img_stride", 0.25),
                            ("txt2img_width", 192), ("txt2img_height", 96), ("txt2img_steps", 3),
                            ("demofusion_ext_txt2img_scale", 2), ("demofusion_ext_txt2img_stride", 0.5),
-                           ("txt2img_width", 128), ("txt2img_height", 128), ("txt2img_steps", 4)]:
+                           ("txt2img_width", side), ("txt2img_height", side), ("txt2img_steps", n)]:
         state[elem_id] = value
         changes.append([elem_id, value, plan_summary(state["txt2img_width"], state["txt2img_height"],
                                                      state["txt2img_steps"], state["demofusion_ext_txt2img_scale"],
@@ -59,15 +61,16 @@ def test_browser_plan_line_follows_every_input_and_matches_the_run(webui):
     print("screenshots:", shots / "accordion.png", shots / "generated.png")
     print("plan line followed in ms:", [(f["id"], f["value"], f["ms"]) for f in result["follows"]])
     assert all(f["ok"] for f in result["follows"]), [f for f in result["follows"] if not f["ok"]]
-    assert result["note"] == changes[-1][2] == ("Output 256 x 256 px in 2 phases. Base-size model evaluations "
-                                                "(x2 with CFG): phase 1: 4, phase 2: 4 x (9 + 4) - 4 = 48; total 52.")
-    assert result["gallery"] == [[256, 256], [128, 128]]       # the final image first, then phase 1
+    assert result["note"] == changes[-1][2] == (f"Output {2 * side} x {2 * side} px in 2 phases. Base-size model "
+                                                f"evaluations (x2 with CFG): phase 1: {n}, phase 2: {n} x (9 + 4) - 4 "
+                                                f"= {13 * n - 4}; total {14 * n - 4}.")
+    assert result["gallery"] == [[2 * side, 2 * side], [side, side]]       # the final image first, then phase 1
     assert "DemoFusion scale: 2.0" in result["info"]
-    if webui.log:            # the run made what the line said: 48 base-size views, cond and uncond rows
+    if webui.log:            # the run made what the line said: 13n - 4 base-size views, cond and uncond rows
         [line] = phase_log_lines(webui)[before:]
-        phase2 = plan_counts(128, 128, 4, 2, 0.5)[1]
-        assert line.split()[5] == "4" and line.split()[11].rstrip(",") == str(cfg_rows(webui, phase2)) == \
-            str(2 * 48 - (13 if webui.spec.first_step_without_uncond else 0)), line
+        phase2 = plan_counts(side, side, n, 2, 0.5)[1]
+        assert line.split()[5] == str(n) and line.split()[11].rstrip(",") == str(cfg_rows(webui, phase2)) == \
+            str(2 * (13 * n - 4) - (13 if webui.spec.first_step_without_uncond else 0)), line
 
 
 def test_xyz_plot_offers_scale_stride_and_sigma_axes(webui):
