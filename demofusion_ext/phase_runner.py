@@ -16,6 +16,7 @@ import torch
 
 from .blur import blur_sigma, cosine_factor
 from .fusion import Condition, Predict, fused_prediction
+from .global_cutoff import cut
 from .phases import Phase
 from .seeds import interaction_generator, jitter_rng
 from .settings import DemoFusionSettings
@@ -59,10 +60,11 @@ class PhaseRunner:
                                              self.phase.dilation, rng, multiple=size_multiple(self.window)))
 
     def weights(self, t: float) -> tuple[float, float, float]:
-        """(c1, c2, blur sigma) at model timestep t."""
+        """(c1, c2, blur sigma) at model timestep t; c2 after the global-view cut-off."""
         s = self.settings
         cf = cosine_factor(t, self.T)
-        return cf ** s.cosine_scale_1, cf ** s.cosine_scale_2, blur_sigma(s.sigma, cf, s.cosine_scale_3)
+        return cf ** s.cosine_scale_1, cut(cf ** s.cosine_scale_2, s.global_cutoff), blur_sigma(s.sigma, cf,
+                                                                                                s.cosine_scale_3)
 
     def mix(self, x: torch.Tensor, t: float, sigma=None, alpha_bar=None, inplace: bool = True) -> torch.Tensor:
         """Skip residual on the sampler state x at timestep t.

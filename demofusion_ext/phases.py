@@ -64,3 +64,28 @@ def model_evaluations(phases: list[Phase], window: tuple[int, int], stride: floa
         n_local = len(window_starts(ph.height, window[0], sh)) * len(window_starts(ph.width, window[1], sw))
         out.append((n_local, ph.dilation ** 2))
     return out
+
+
+def tail_steps(steps: int, strength: float) -> int:
+    """Steps a sampler runs from denoising `strength` by the WebUI's img2img rule: the last int(strength x steps) + 1
+    steps of the schedule (all of them at strength 1)."""
+    return min(steps, int(min(strength, 0.999) * steps) + 1)
+
+
+def relay_steps(steps: int, strength: float) -> int:
+    """Steps a relayed phase runs (Fast): the last round(strength x steps) of the schedule, at least one (LSRNA runs
+    30 of 50 at 0.6)."""
+    return max(1, min(steps, int(strength * steps + 0.5)))
+
+
+def phase_timesteps(steps: int, strength: float, relay: bool, num_timesteps: int = 1000) -> list[float]:
+    """The model timestep of each step a phase runs, on the uniform schedule (the WebUI's Automatic for Euler):
+    relayed, the last `relay_steps` of a `steps`-step schedule; otherwise all `steps` steps over the end of a longer
+    schedule (the WebUI's "exact steps" rule, which DemoFusion's own phases use in Exact)."""
+    if relay:
+        n, length = relay_steps(steps, strength), steps
+    else:
+        n, length = steps, int(steps / min(strength, 0.999)) if strength < 1 else steps
+    if length <= 1:
+        return [0.0] * n
+    return [(num_timesteps - 1) * (1 - i / (length - 1)) for i in range(length - n, length)]

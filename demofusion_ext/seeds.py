@@ -42,3 +42,8 @@ def interaction_generator(seed: int, phase: int, evaluation: int) -> torch.Gener
     """The window-interaction permutations of one fused evaluation: every call of the evaluation asks afresh and
     draws the same."""
     return torch_generator("demofusion-window-interaction", seed, phase, evaluation)
+
+
+def region_noise_generator(seed: int, phase: int) -> torch.Generator:
+    """The region-wise noise of one image at the start of one phase."""
+    return torch_generator("demofusion-region-noise", seed, phase)

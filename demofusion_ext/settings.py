@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass
 
 LATENT = "Latent"      # the phase upscaler that enlarges the latent itself (bicubic), as the paper
+CHANGED = "changed"    # Setting.written_when: in the PNG info only while not the default
+SPEEDS = ("Exact", "Fast")
 
 
 @dataclass(frozen=True)
@@ -42,11 +44,20 @@ class Setting:
     help: str                   # the UI control's info text
     key: str                    # the PNG-info key
     step: float = 0             # slider step (numbers)
-    group: str = "main"         # where the accordion shows it: main, upscaling, repetition or advanced
-    written_when: str | None = None   # PNG info only while this bool setting is on (None: always written)
+    group: str = "main"         # where the accordion shows it: speed, main, upscaling, repetition or advanced
+    written_when: str | None = None   # PNG info only while this bool setting is on, or CHANGED: while the value is
+    #                                   not the default (None: always written)
     axis: str | None = None     # X/Y/Z axis name, shown as "[DemoFusion] <axis>"
-    choices: str | None = None  # a list the host supplies (str settings): "upscalers"
+    choices: str | tuple[str, ...] | None = None  # str settings: a list the host supplies ("upscalers"), or the names
     aliases: tuple[str, ...] = ()     # earlier API names still accepted
+
+    def written(self, values: dict) -> bool:
+        """Whether the PNG info carries this setting, given all the settings' values."""
+        if self.written_when is None:
+            return True
+        if self.written_when == CHANGED:
+            return values[self.name] != self.default
+        return bool(values[self.written_when])
 
 
 def _number(name, default, low, high, step, label, help, key, kind=float, multiple_of=1, **kw) -> Setting:
@@ -92,6 +103,16 @@ SETTINGS: tuple[Setting, ...] = (
     _flag("window_interaction", False, "Window interaction", "The dilated global views exchange values at every "
           "step", "DemoFusion window interaction", group="repetition", written_when="window_interaction",
           axis="Window interaction"),
+    Setting("speed", SPEEDS[0], Limit(0, 0, str), "Speed", "Fast skips work of small weight for about 40% fewer "
+            "model evaluations (see the README); it sets the four controls it names, which stay editable",
+            "DemoFusion speed", group="speed", written_when=CHANGED, axis="Speed", choices=SPEEDS),
+    _number("region_noise", 0, 0, 2, 0.1, "Region-wise noise", "Noise added to each enlarged phase's start, up to "
+            "this much where the picture has edges and none where it is flat (LSRNA): room to sharpen detail; "
+            "0 = off", "DemoFusion region noise", group="upscaling", written_when=CHANGED, axis="Region-wise noise"),
+    _number("global_cutoff", 0, 0, 0.5, 0.01, "Global view cut-off", "A step whose global-view weight (from cosine "
+            "scale 2) is below this evaluates only the local windows, and one within it of 1 only the global views; "
+            "0 = exact", "DemoFusion global cutoff", group="advanced", written_when=CHANGED,
+            axis="Global view cut-off"),
 )
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 ALIASES: dict[str, str] = {alias: s.name for s in SETTINGS for alias in s.aliases}
@@ -132,6 +153,9 @@ def check(name: str, value):
     if limit.kind in (bool, str):
         if not isinstance(value, limit.kind) or (limit.kind is str and not value.strip()):
             raise ValueError(f"DemoFusion setting '{name}' = {value!r}: expected {allowed}")
+        names = BY_NAME[name].choices
+        if isinstance(names, tuple) and value not in names:
+            raise ValueError(f"DemoFusion setting '{name}' = {value!r}: expected one of {', '.join(names)}")
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"DemoFusion setting '{name}' = {value!r}: expected a number, {allowed}")

@@ -8,17 +8,20 @@ from modules import script_callbacks, scripts, shared
 from modules.ui_components import InputAccordion
 
 from demofusion_ext.hosts import host_for
-from demofusion_ext.hosts.phase_loop import RunRecord, install, plan
+from demofusion_ext.hosts.phase_loop import RunRecord, install, plan, steps_of_run
 from demofusion_ext.hosts.refusals import check_request, refuse, upscaler_names
 from demofusion_ext.script.arguments import (ARG_NAMES, ENABLED_KEY, INFOTEXT_KEYS, OPTIONAL_INFOTEXT_KEYS,
                                              infotext_items, parse_args, paste_reader, with_overrides)
 from demofusion_ext.script.plan_line import plan_summary
 from demofusion_ext.settings import BY_NAME, SETTINGS, Setting
+from demofusion_ext.speed import FAST, PRESETS, speed_preset
 
 # the accordion's sections in order, with the controls per row (each section lists its settings in table order)
-SECTIONS = (("main", 2), ("upscaling", 2), ("repetition", 3), ("advanced", 3))
-# the WebUI's inputs the plan line depends on, by the suffix of their elem_id (txt2img_width, img2img_steps, ...)
+SECTIONS = (("speed", 1), ("main", 2), ("upscaling", 2), ("repetition", 3), ("advanced", 3))
+# the WebUI's inputs the plan line depends on, by the suffix of their elem_id (txt2img_width, img2img_steps, ...),
+# and the settings it depends on (plan_summary's arguments after the WebUI's)
 PLAN_INPUTS = ("width", "height", "steps")
+PLAN_SETTINGS = ("scale", "stride", "speed", "phase_denoise", "global_cutoff", "cosine_scale_2")
 
 
 def make_control(s: Setting, elem_id: str):
@@ -27,6 +30,8 @@ def make_control(s: Setting, elem_id: str):
         return gr.Checkbox(value=s.default, label=s.label, info=s.help, elem_id=elem_id)
     if s.choices == "upscalers":
         return gr.Dropdown(upscaler_names(), value=s.default, label=s.label, info=s.help, elem_id=elem_id)
+    if isinstance(s.choices, tuple):
+        return gr.Radio(list(s.choices), value=s.default, label=s.label, info=s.help, elem_id=elem_id)
     return gr.Slider(s.limit.low, s.limit.high, value=s.default, step=s.step, label=s.label, info=s.help,
                      elem_id=elem_id)
 
@@ -81,8 +86,9 @@ class DemoFusionScript(scripts.Script):
                                                 elem_id=eid("plan"), elem_classes=["demofusion-plan"])
         # img2img: the size of the picture, which decides the phase it enters at (set when a picture is opened)
         picture = gr.State(None)
-        self.plan_line = (tab, plan_line, made["scale"], made["stride"], picture)
+        self.plan_line = (tab, plan_line, [made[n] for n in PLAN_SETTINGS], picture)
         self.wire_plan_line()
+        wire_speed(made)
         controls = [enabled] + [made[s.name] for s in SETTINGS]        # the API's positional order
         # pasting an image without DemoFusion keys turns DemoFusion off
         self.infotext_fields = [(enabled, lambda d: ENABLED_KEY in d)]
@@ -104,19 +110,21 @@ class DemoFusionScript(scripts.Script):
         """Recompute the plan line in Python whenever the size, steps, denoising, scale, stride or picture change."""
         if getattr(self, "plan_wired", False) or not hasattr(self, "plan_line"):
             return
-        tab, line, scale, stride, picture = self.plan_line
+        tab, line, settings, picture = self.plan_line
         found = getattr(self, "webui_inputs", {})
         names = [f"{tab}_{n}" for n in PLAN_INPUTS] + (["img2img_denoising_strength"] if tab == "img2img" else [])
         if not all(n in found for n in names):
             return
-        inputs = [found[n] for n in names] + [scale, stride, picture]
+        inputs = [found[n] for n in names] + settings + [picture]
 
         def describe(width, height, steps, *rest):
-            *denoising, scale_value, stride_value, picture_value = rest
+            *denoising, scale_value, stride_value, speed, phase_denoise, cutoff, cosine_scale_2, picture_value = rest
             try:
                 return plan_summary(int(width), int(height), int(steps), float(scale_value), float(stride_value),
                                     float(denoising[0]) if denoising else None,
-                                    tuple(picture_value) if picture_value else None)
+                                    tuple(picture_value) if picture_value else None, relay=speed == FAST,
+                                    phase_denoise=float(phase_denoise), global_cutoff=float(cutoff),
+                                    cosine_scale_2=float(cosine_scale_2))
             except (TypeError, ValueError) as e:
                 return f"({e})"
         line.value = describe(*[c.value for c in inputs])
@@ -152,7 +160,7 @@ class DemoFusionScript(scripts.Script):
         install(host, p, settings, self.record)
         shared.state.job_count = p.n_iter * runs
         shared.state.processing_has_refined_job_count = True
-        shared.total_tqdm.updateTotal(p.n_iter * p.steps * runs)
+        shared.total_tqdm.updateTotal(p.n_iter * steps_of_run(p, settings))
         for key in OPTIONAL_INFOTEXT_KEYS:       # X/Y/Z plot cells share one dict: no key of an earlier cell may stay
             p.extra_generation_params.pop(key, None)
         p.extra_generation_params.update(infotext_items(settings))
@@ -165,6 +173,18 @@ class DemoFusionScript(scripts.Script):
         if record.error:
             processed.comments = (processed.comments or "") + f"\nDemoFusion: {record.error}"
         add_phase_images(p, processed, record)
+
+
+def wire_speed(made: dict):
+    """Choosing a Speed sets the controls of its preset, visibly; they stay editable. On the user's choice only
+    (`input`): a pasted PNG info sets Speed and each control itself, and must not be overwritten by the preset."""
+    names = [n for n in PRESETS[FAST] if n != "upscaler"]
+
+    def choose(speed, upscaler):
+        preset = speed_preset(speed, upscaler)
+        return [preset[n] for n in names] + [preset["upscaler"]]
+    made["speed"].input(fn=choose, inputs=[made["speed"], made["upscaler"]],
+                        outputs=[made[n] for n in names] + [made["upscaler"]], queue=False)
 
 
 def add_phase_images(p, processed, record):
@@ -210,6 +230,8 @@ def add_axis_options():
         label = f"[DemoFusion] {s.axis}"
         if s.choices == "upscalers":         # a list of names: the axis offers the installed upscalers
             return xyz_grid.AxisOption(label, str, setter(s.name, str), choices=upscaler_names)
+        if isinstance(s.choices, tuple):
+            return xyz_grid.AxisOption(label, str, setter(s.name, str), choices=lambda: list(s.choices))
         if s.limit.kind is bool:
             return xyz_grid.AxisOption(label, str, setter(s.name, lambda v: str(v).lower() == "true"),
                                        choices=lambda: ["False", "True"])

@@ -5,7 +5,7 @@ from demofusion_ext.settings import DemoFusionSettings
 
 
 def test_positional_in_ui_order_and_named_dict_agree():
-    pos = [True, 3, 0.25, 8, 2.0, 1.0, 1.0, 1.0, False, 0.9, 512, True, "Lanczos", True, 0.4, True]
+    pos = [True, 3, 0.25, 8, 2.0, 1.0, 1.0, 1.0, False, 0.9, 512, True, "Lanczos", True, 0.4, True, "Fast", 0.8, 0.1]
     assert len(pos) == len(ARG_NAMES) == len(INFOTEXT_KEYS)
     named = dict(zip(ARG_NAMES, pos))
     assert parse_args(pos) == parse_args([named])
@@ -34,7 +34,8 @@ def test_a_dict_of_settings_without_enabled_turns_demofusion_on():
     ([{"enabled": True, "scale": "3"}], "'scale' = '3': expected a number"),
     ([{"enabled": True, "scale": 12}], "'scale' = 12.0 is out of range"),
     ([{"enabled": True, "view_batch_size": 2.5}], "'view_batch_size' = 2.5"),
-    ([True] + [2] * 20, "at most 16 positional arguments"),
+    ([True] + [2] * 20, "at most 19 positional arguments"),
+    ([{"speed": "Turbo"}], "'speed' = 'Turbo': expected one of Exact, Fast"),
     ([{"upscaler": None}], "'upscaler' = None: expected a name"),
 ])
 def test_bad_arguments_are_named(args, message):

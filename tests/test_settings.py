@@ -38,6 +38,9 @@ BAD = [
     ("view_prompts", "on", "expected true or false"),
     ("prompt_keep_threshold", 1.5, "allowed 0 .. 1"),
     ("window_interaction", 0, "expected true or false"),
+    ("speed", "fast", "expected one of Exact, Fast"),
+    ("region_noise", -0.1, "allowed 0 .. 2"),
+    ("global_cutoff", 0.6, "allowed 0 .. 0.5"),
 ]
 
 

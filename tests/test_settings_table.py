@@ -38,7 +38,8 @@ def test_every_default_is_allowed_and_every_slider_step_divides_its_range():
 NON_DEFAULT = {"scale": 3.5, "stride": 0.25, "view_batch_size": 4, "cosine_scale_1": 2.5, "cosine_scale_2": 0.5,
                "cosine_scale_3": 2.0, "sigma": 1.2, "random_jitter": False, "phase_denoise": 0.6,
                "decode_tile_size": 512, "phase_images": True, "upscaler": "Lanczos", "view_prompts": True,
-               "prompt_keep_threshold": 0.45, "window_interaction": True}
+               "prompt_keep_threshold": 0.45, "window_interaction": True, "speed": "Fast", "region_noise": 0.7,
+               "global_cutoff": 0.08}
 
 
 def as_the_webui_parses(settings) -> dict:

@@ -16,9 +16,11 @@ from modules import processing, shared
 from modules.sd_samplers_common import InterruptedException
 
 from ..model_calls import CallCounter
-from ..phases import entry_phase, plan_phases
+from ..phases import entry_phase, plan_phases, relay_steps
+from ..region_noise import add_region_noise
 from ..settings import LATENT, DemoFusionSettings
 from ..skip_residual import anchor
+from ..speed import relays
 from ..view_batch import ViewBatch
 from . import pictures
 from .interface import Host
@@ -46,6 +48,21 @@ def plan(p, settings: DemoFusionSettings):
     """(the phases, the phase the run starts at): a large img2img picture enters at the largest phase it covers."""
     phases = plan_phases(p.height // 8, p.width // 8, settings.scale)
     return phases, entry_phase(phases, pictures.picture_size(p))
+
+
+def strength_of(p, settings: DemoFusionSettings, enlarged: bool) -> float:
+    """A phase's denoising strength: the user's where the picture enters, the phase strength where it was enlarged."""
+    if not enlarged:
+        return p.denoising_strength
+    return settings.phase_denoise * (p.denoising_strength if pictures.is_img2img(p) else 1.0)
+
+
+def steps_of_run(p, settings: DemoFusionSettings) -> int:
+    """Sampler steps of one image's phases (for the progress bar): all steps, or a relayed phase's share (Fast)."""
+    phases, entry = plan(p, settings)
+    return sum(p.steps if phase.index == 1 or not relays(settings)
+               else relay_steps(p.steps, strength_of(p, settings, phase.index > entry.index))
+               for phase in phases[entry.index - 1:])
 
 
 def install(host: Host, p, settings: DemoFusionSettings, record: RunRecord) -> None:
@@ -132,11 +149,9 @@ class BatchRun:
                 return
             if self.done is not None:
                 shared.state.nextjob()
-            # the first phase that runs denoises at the user's strength; the enlarged ones at the phase strength
-            strength = p.denoising_strength if self.done is None else settings.phase_denoise * (
-                p.denoising_strength if pictures.is_img2img(p) else 1.0)
+            strength = strength_of(p, settings, enlarged=self.done is not None)
             try:
-                start = pictures.enlarge(p, self.result, phase, settings, self.pixels)
+                start = self.start_of(phase)
                 per_view = self.view_prompts.for_phase(phase, self.window) if self.view_prompts is not None else None
                 out, calls = run_phase(self.host, p, phase, self.window, settings, start, self.reference, self.c,
                                        self.uc, self.record.view_batch, strength, per_view)
@@ -164,6 +179,18 @@ class BatchRun:
                 self.pixels = pictures.to_uint8(pictures.decode(p, self.result, settings))
                 if settings.phase_images:
                     self.record.phase_images.append((self.iteration, phase, self.pixels))
+
+    def start_of(self, phase):
+        """The phase's starting latent: the last result enlarged (with region-wise noise when asked), or the picture
+        that entered at this phase."""
+        p, settings = self.p, self.settings
+        start, picture = pictures.enlarge(p, self.result, phase, settings, self.pixels)
+        if settings.region_noise and self.done is not None:
+            if picture is None:
+                picture = self.pixels if self.pixels is not None else pictures.to_uint8(
+                    pictures.decode(p, self.result, settings))
+            start = add_region_noise(start, picture, settings.region_noise, [int(s) for s in p.seeds], phase.index)
+        return start
 
     def outcome(self):
         """What was made and what happened, in the infotext; the latest finished phase as the batch's samples."""

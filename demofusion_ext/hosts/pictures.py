@@ -11,6 +11,7 @@ from modules import devices, images, processing, sd_samplers, shared
 from ..settings import LATENT, DemoFusionSettings
 from ..tiled_vae import tiled_decode, tiled_encode
 from ..upscale import upscale_latent
+from .refusals import host_upscaler_names
 
 
 def to_uint8(decoded: torch.Tensor) -> torch.Tensor:
@@ -62,20 +63,25 @@ def encode_init_tiled(p, settings: DemoFusionSettings) -> None:
 
 
 def enlarge(p, latent: torch.Tensor, phase, settings: DemoFusionSettings, pixels: torch.Tensor | None = None):
-    """A finished phase's latent at the next phase's size: DemoFusion's bicubic latent enlargement, or (Phase
-    upscaler) decoded, enlarged by the WebUI's upscaler in pixel space and encoded again. `pixels`: the phase's
-    decode as uint8 [B, H, W, 3], when already made for the phase images."""
+    """A finished phase's latent at the next phase's size, and the picture it was enlarged in (uint8 [B, H, W, 3], or
+    None): DemoFusion's bicubic latent enlargement, or (Phase upscaler) decoded, enlarged by the WebUI's upscaler in
+    pixel space and encoded again. `pixels`: the phase's decode, when already made for the phase images."""
     if tuple(latent.shape[-2:]) == phase.shape:
-        return latent
+        return latent, None
     if settings.upscaler == LATENT:
-        return upscale_latent(latent, phase.shape)
+        return upscale_latent(latent, phase.shape), None
     if pixels is None:
         pixels = to_uint8(decode(p, latent, settings))
     width, height = phase.width * 8, phase.height * 8
-    enlarged = [np.asarray(images.resize_image(0, images.Image.fromarray(row.numpy()), width, height,
-                                               upscaler_name=settings.upscaler).convert("RGB"))
-                for row in pixels]
-    return encode_pixels(p, enlarged, settings).to(latent)
+    own = settings.upscaler not in host_upscaler_names()        # Lanczos on a host that does not list it
+
+    def one(row):
+        picture = images.Image.fromarray(row.numpy())
+        if own:
+            return picture.resize((width, height), images.Image.LANCZOS)
+        return images.resize_image(0, picture, width, height, upscaler_name=settings.upscaler)
+    enlarged = [np.asarray(one(row).convert("RGB")) for row in pixels]
+    return encode_pixels(p, enlarged, settings).to(latent), torch.from_numpy(np.stack(enlarged))
 
 
 def show_preview(latent: torch.Tensor) -> None:

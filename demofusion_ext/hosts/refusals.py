@@ -5,6 +5,7 @@ from modules import sd_samplers, shared
 
 from ..phases import plan_phases
 from ..settings import LATENT, DemoFusionSettings
+from ..speed import FAST_UPSCALER
 
 # Samplers whose state cannot be mixed per step (measured; see docs/HOSTS.md)
 UNSUPPORTED_SAMPLERS = {
@@ -52,9 +53,15 @@ def check_size(p, settings: DemoFusionSettings) -> None:
                               f"{native} x {native} and let Scale set the final size.")
 
 
+def host_upscaler_names() -> list[str]:
+    return [u.name for u in shared.sd_upscalers if u.name not in ("None", LATENT)]
+
+
 def upscaler_names() -> list[str]:
-    """The Phase upscaler choices: DemoFusion's latent enlargement, then every upscaler the WebUI lists."""
-    return [LATENT] + [u.name for u in shared.sd_upscalers if u.name not in ("None", LATENT)]
+    """The Phase upscaler choices: DemoFusion's latent enlargement, Lanczos (Fast's; our own where the host lists only
+    upscaler models, as Forge Neo), then every upscaler the WebUI lists."""
+    names = host_upscaler_names()
+    return [LATENT] + ([FAST_UPSCALER] if FAST_UPSCALER not in names else []) + names
 
 
 def check_request(p, settings: DemoFusionSettings) -> None:

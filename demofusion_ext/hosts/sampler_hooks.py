@@ -17,6 +17,8 @@ from modules import rng, sd_samplers, shared
 
 from ..phase_runner import PhaseRunner
 from ..settings import DemoFusionSettings
+from ..phases import relay_steps
+from ..speed import relays
 from ..skip_residual import noised_vp
 from ..view_batch import ViewBatch
 
@@ -36,6 +38,7 @@ class PhaseSampling:
     noise: torch.Tensor
     timestep: bool            # a timestep (DDIM-like) sampler: its state is VP, its "sigma" a timestep
     strength: float           # the phase's denoising strength (1 = from pure noise)
+    relay: bool = False       # run the last `strength` share of the steps (Fast), not all steps over a shorter schedule
 
 
 def new_phase(p, phase, window, settings: DemoFusionSettings, start: torch.Tensor, view_batch: ViewBatch,
@@ -50,21 +53,25 @@ def new_phase(p, phase, window, settings: DemoFusionSettings, start: torch.Tenso
     p.sampler = sampler
     runner = PhaseRunner(phase, window, settings, z, noise, seed=int(p.seeds[0]), view_batch=view_batch)
     timestep = sampler.config.name in TIMESTEP_SAMPLERS if sampler.config else False
-    return PhaseSampling(sampler, runner, z, noise, timestep, strength)
+    return PhaseSampling(sampler, runner, z, noise, timestep, strength, relays(settings))
 
 
 def sample_phase(p, ps: PhaseSampling, c, uc) -> torch.Tensor:
     """Run the phase's sampler from the noised enlarged latent, with the skip residual hooked in."""
     sampler, z, noise = ps.sampler, ps.z, ps.noise
     image_cond = p.txt2img_image_conditioning(z, width=z.shape[-1] * 8, height=z.shape[-2] * 8)
-    strength = ps.strength
+    # relayed: the strength whose WebUI img2img rule (int(strength x steps) + 1 steps) runs exactly relay_steps
+    strength = (relay_steps(p.steps, ps.strength) - 0.5) / p.steps if ps.relay else ps.strength
     with skip_residual_hook(p, sampler, ps.runner, ps.timestep), restored(p, "denoising_strength", strength), \
             restored(shared.opts.data, "img2img_extra_noise", 0.0, item=True):
-        if ps.timestep and strength >= 1:
+        if ps.timestep and ps.strength >= 1:
             # sample_img2img of the timestep samplers starts one step late; start from x_T ourselves
             t_first = int(sampler.get_timesteps(p, p.steps)[-1])
             x = noised_vp(z, noise, p.sd_model.alphas_cumprod[t_first])
             out = sampler.sample(p, x, c, uc, image_conditioning=image_cond)
+        elif ps.relay:            # the WebUI's own img2img step rule, whatever the user's "exact steps" option says
+            with restored(shared.opts.data, "img2img_fix_steps", False, item=True):
+                out = sampler.sample_img2img(p, z, noise, c, uc, steps=None, image_conditioning=image_cond)
         else:
             out = sampler.sample_img2img(p, z, noise, c, uc, steps=p.steps, image_conditioning=image_cond)
     p.sampler = None

@@ -3,7 +3,8 @@ their PNG-info entries, and how a pasted PNG info sets each control back. Host-a
 serves every WebUI adapter."""
 from __future__ import annotations
 
-from ..settings import ALIASES, BY_NAME, SETTINGS, DemoFusionSettings
+from ..settings import ALIASES, BY_NAME, LATENT, SETTINGS, SPEEDS, DemoFusionSettings
+from ..speed import speed_preset
 
 ENABLED_KEY = "DemoFusion"
 ARG_NAMES = ["enabled"] + [s.name for s in SETTINGS]
@@ -17,7 +18,7 @@ def infotext_items(settings: DemoFusionSettings) -> dict:
     values = settings.as_dict()
     out = {ENABLED_KEY: True}
     for s in SETTINGS:
-        if s.written_when is None or values[s.written_when]:
+        if s.written(values):
             out[s.key] = values[s.name]
     return out
 
@@ -38,8 +39,11 @@ def paste_reader(name: str):
 
 
 def _coerce(name: str, value):
-    """UI sliders may send 16.0 for an int; anything else keeps its type so validation can name it."""
-    kind = BY_NAME[name].limit.kind
+    """UI sliders may send 16.0 for an int, the API "fast" for Fast; anything else keeps its type so validation can
+    name it."""
+    kind, names = BY_NAME[name].limit.kind, BY_NAME[name].choices
+    if isinstance(names, tuple) and isinstance(value, str):
+        return next((n for n in names if n.lower() == value.strip().lower()), value)
     if kind is int and isinstance(value, float) and value.is_integer():
         return int(value)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
@@ -72,11 +76,17 @@ def parse_args(args) -> tuple[bool, DemoFusionSettings | None]:
         raise ValueError(f"DemoFusion argument 'enabled' = {enabled!r}: expected true or false")
     if not enabled:
         return False, None
-    return True, DemoFusionSettings.from_dict({k: _coerce(k, v) for k, v in named.items()})
+    named = {k: _coerce(k, v) for k, v in named.items()}
+    if args and isinstance(args[0], dict):            # named arguments: Speed fills the settings they do not name
+        named = {**speed_preset(named.get("speed", SPEEDS[0])), **named}
+    return True, DemoFusionSettings.from_dict(named)
 
 
 def with_overrides(args, values: dict) -> list:
-    """The arguments with `values` (e.g. an X/Y/Z plot cell's) put over them, as one dict that turns DemoFusion on."""
+    """The arguments with `values` (e.g. an X/Y/Z plot cell's) put over them, as one dict that turns DemoFusion on.
+    A cell's Speed sets its preset's settings over the arguments', unless the cell names them too."""
     named = dict(args[0]) if args and isinstance(args[0], dict) else dict(zip(ARG_NAMES, args))
+    if "speed" in values:
+        named.update(speed_preset(_coerce("speed", values["speed"]), named.get("upscaler", LATENT)))
     named.update(values, enabled=True)
     return [named]

@@ -3,9 +3,9 @@
 `python -m demofusion_ext.script.controls_table` prints it."""
 from __future__ import annotations
 
-from ..settings import SETTINGS, Setting
+from ..settings import CHANGED, SETTINGS, Setting
 
-GROUPS = {"main": "", "upscaling": "", "repetition": "", "advanced": "Advanced: "}
+GROUPS = {"speed": "", "main": "", "upscaling": "", "repetition": "", "advanced": "Advanced: "}
 
 
 def _value(value) -> str:
@@ -21,6 +21,8 @@ def _allowed(s: Setting) -> str:
         return "true / false"
     if s.choices == "upscalers":
         return "`Latent` or an upscaler's name (`GET /sdapi/v1/upscalers`)"
+    if isinstance(s.choices, tuple):
+        return " / ".join(f"`{c}`" for c in s.choices)
     text = f"{s.limit.low:g} .. {s.limit.high:g}"
     if s.limit.multiple_of > 1:
         return f"{text}, a multiple of {s.limit.multiple_of}"
@@ -31,7 +33,9 @@ def _notes(s: Setting) -> str:
     notes = []
     if s.axis:
         notes.append(f"X/Y/Z axis `[DemoFusion] {s.axis}`")
-    if s.written_when:
+    if s.written_when == CHANGED:
+        notes.append("in PNG info only while not the default")
+    elif s.written_when:
         notes.append("in PNG info only while " + ("on" if s.written_when == s.name else f"`{s.written_when}` is on"))
     if s.aliases:
         notes.append("also accepted as " + ", ".join(f"`{a}`" for a in s.aliases))

@@ -17,7 +17,7 @@ import torch
 
 from ..fusion import Condition
 from ..phase_runner import PhaseRunner
-from ..phases import Phase, plan_phases
+from ..phases import Phase, plan_phases, relay_steps
 from ..seeds import noise_generator
 from ..settings import DemoFusionSettings
 from ..skip_residual import anchor
@@ -37,10 +37,8 @@ def seeded_noise(seeds: Sequence[int], device=None, dtype=torch.float32) -> Call
 
 
 def phase_sigmas(sigmas: torch.Tensor, strength: float) -> torch.Tensor:
-    """The tail of the schedule that a phase of denoising `strength` runs (1 = all of it)."""
-    steps = len(sigmas) - 1
-    start = min(steps - 1, int(round(steps * (1 - strength))))
-    return sigmas[start:]
+    """The tail of the schedule that a phase of denoising `strength` runs (1 = all of it): the relay's steps."""
+    return sigmas[len(sigmas) - 1 - relay_steps(len(sigmas) - 1, strength):]
 
 
 def run_demofusion(predict: Callable, base_shape: tuple[int, int, int, int], settings: DemoFusionSettings,

@@ -16,7 +16,9 @@ function controls(names) {
   for (const name of names) {
     const id = `#demofusion_ext_txt2img_${name}`;
     const number = last(`${id} input[type=number]`), box = last(`${id} input[type=checkbox]`), text = last(`${id} input`);
-    values[name] = number ? Number(number.value) : box ? box.checked : text ? text.value : null;
+    const radios = app.querySelectorAll(`${id} input[type=radio]`), chosen = last(`${id} input[type=radio]:checked`);
+    values[name] = number ? Number(number.value) : box ? box.checked : radios.length ? (chosen ? chosen.value : null)
+      : text ? text.value : null;
   }
   // the InputAccordion: the checkbox in its title, and the hidden Gradio checkbox that holds the script's input
   values.enabled = last('#demofusion_ext_txt2img_enabled-visible-checkbox').checked;

@@ -14,6 +14,9 @@ def test_the_served_controls_are_the_settings_table(webui):
             assert arg["value"] == s.default and type(arg["value"]) is s.limit.kind, (s.name, arg)
             if s.limit.kind in (int, float):
                 assert (arg["minimum"], arg["maximum"], arg["step"]) == (s.limit.low, s.limit.high, s.step), s.name
+            elif isinstance(s.choices, tuple):
+                assert [c[0] if isinstance(c, list) else c for c in arg["choices"]] == list(s.choices), s.name
             elif s.choices == "upscalers":
                 upscalers = [u["name"] for u in webui.get("/sdapi/v1/upscalers")]
-                assert arg["choices"] == [LATENT] + [n for n in upscalers if n not in ("None", LATENT)]
+                ours = [] if "Lanczos" in upscalers else ["Lanczos"]        # Neo lists upscaler models only
+                assert arg["choices"] == [LATENT] + ours + [n for n in upscalers if n not in ("None", LATENT)]

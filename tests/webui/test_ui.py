@@ -18,7 +18,8 @@ SHOTS = pathlib.Path(os.environ.get("DEMOFUSION_SCREENSHOTS", HERE / "screenshot
 SETTINGS = {"enabled": True, "scale": 2.5, "stride": 0.25, "view_batch_size": 7, "cosine_scale_1": 2.5,
             "cosine_scale_2": 1.5, "cosine_scale_3": 0.5, "sigma": 1.3, "random_jitter": False,
             "phase_denoise": 0.9, "decode_tile_size": 512, "phase_images": False, "upscaler": "Lanczos",
-            "view_prompts": True, "prompt_keep_threshold": 0.4, "window_interaction": True}
+            "view_prompts": True, "prompt_keep_threshold": 0.4, "window_interaction": True, "speed": "Fast",
+            "region_noise": 0.5, "global_cutoff": 0.1}     # not Fast's preset: a paste must not apply the preset
 
 
 def settings(webui) -> dict:
@@ -77,7 +78,8 @@ def test_xyz_plot_offers_scale_stride_and_sigma_axes(webui):
     choices = xyz_axis_choices(webui)
     for label in ("[DemoFusion] Scale", "[DemoFusion] Window stride", "[DemoFusion] Sigma",
                   "[DemoFusion] Phase upscaler", "[DemoFusion] Per-view prompts", "[DemoFusion] Prompt keep threshold",
-                  "[DemoFusion] Window interaction"):
+                  "[DemoFusion] Window interaction", "[DemoFusion] Speed", "[DemoFusion] Region-wise noise",
+                  "[DemoFusion] Global view cut-off"):
         assert label in choices
     size, _ = small(webui)
     side = size["width"]

@@ -77,9 +77,10 @@ UPSCALERS = ["Latent", "Lanczos", "Nearest", "tiny-esrgan-4x"]
 
 
 def served_upscalers(webui) -> list[str]:
-    """The UPSCALERS the host lists (Forge Neo has no Lanczos or Nearest: None and upscaler models only)."""
+    """The UPSCALERS DemoFusion offers: Latent, Lanczos (its own where the host lists only upscaler models, as Forge
+    Neo, which has no Lanczos or Nearest) and those the host lists."""
     names = {u["name"] for u in webui.get("/sdapi/v1/upscalers")}
-    return [n for n in UPSCALERS if n == "Latent" or n in names]
+    return [n for n in UPSCALERS if n in ("Latent", "Lanczos") or n in names]
 
 
 def test_each_phase_upscaler_is_used_between_phases(webui):
