@@ -1,6 +1,7 @@
 """DemoFusion: the always-on WebUI script. Translates between the WebUI (UI, API, infotext, X/Y/Z plot) and the
 engine; every control, API argument, PNG-info key and axis comes from the settings table (demofusion_ext/settings.py)."""
 import contextlib
+import html
 
 import gradio as gr
 
@@ -17,7 +18,7 @@ from demofusion_ext.settings import BY_NAME, SETTINGS, Setting
 from demofusion_ext.speed import FAST, PRESETS, speed_preset
 
 # the accordion's sections in order, with the controls per row (each section lists its settings in table order)
-SECTIONS = (("speed", 1), ("main", 2), ("upscaling", 2), ("repetition", 3), ("advanced", 3))
+SECTIONS = (("speed", 1), ("main", 2), ("upscaling", 2), ("repetition", 2), ("advanced", 3))
 # the WebUI's inputs the plan line depends on, by the suffix of their elem_id (txt2img_width, img2img_steps, ...),
 # and the settings it depends on (plan_summary's arguments after the WebUI's)
 PLAN_INPUTS = ("width", "height", "steps")
@@ -25,9 +26,9 @@ PLAN_SETTINGS = ("scale", "stride", "speed", "phase_denoise", "global_cutoff", "
 
 
 def make_control(s: Setting, elem_id: str):
-    """The gradio control of one settings-table row."""
+    """The gradio control of one settings-table row (a checkbox's help goes under it: `help_line`)."""
     if s.limit.kind is bool:
-        return gr.Checkbox(value=s.default, label=s.label, info=s.help, elem_id=elem_id)
+        return gr.Checkbox(value=s.default, label=s.label, elem_id=elem_id)
     if s.choices == "upscalers":
         return gr.Dropdown(upscaler_names(), value=s.default, label=s.label, info=s.help, elem_id=elem_id)
     if isinstance(s.choices, tuple):
@@ -74,8 +75,14 @@ class DemoFusionScript(scripts.Script):
         made = {}
         with InputAccordion(False, label="DemoFusion", elem_id=eid("enabled")) as enabled:
             for section, per_row in SECTIONS:
-                rows = [s for s in SETTINGS if s.group == section]
+                # a section's switches first, each with its help under it (Gradio puts a checkbox's info above it,
+                # where it reads as the help of the control before); then its numbers and choices, per_row a row
+                switches = [s for s in SETTINGS if s.group == section and s.limit.kind is bool]
+                rows = [s for s in SETTINGS if s.group == section and s.limit.kind is not bool]
                 with gr.Accordion("Advanced", open=False) if section == "advanced" else contextlib.nullcontext():
+                    for s in switches:
+                        made[s.name] = make_control(s, eid(s.name))
+                        gr.HTML(value=f'<div class="demofusion-help">{html.escape(s.help)}</div>')
                     for i in range(0, len(rows), per_row):
                         with gr.Row():
                             made.update((s.name, make_control(s, eid(s.name))) for s in rows[i:i + per_row])
