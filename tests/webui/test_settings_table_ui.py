@@ -1,6 +1,7 @@
 """The accordion each host serves is the settings table: every control's label, default, range and step, in the API's
 positional order (GET /sdapi/v1/script-info lists a script's UI arguments), on both tabs."""
-from demofusion_ext.settings import LATENT, SETTINGS
+from demofusion_ext.settings import SETTINGS
+from webui_client import phase_upscalers
 
 
 def test_the_served_controls_are_the_settings_table(webui):
@@ -17,6 +18,4 @@ def test_the_served_controls_are_the_settings_table(webui):
             elif isinstance(s.choices, tuple):
                 assert [c[0] if isinstance(c, list) else c for c in arg["choices"]] == list(s.choices), s.name
             elif s.choices == "upscalers":
-                upscalers = [u["name"] for u in webui.get("/sdapi/v1/upscalers")]
-                ours = [] if "Lanczos" in upscalers else ["Lanczos"]        # Neo lists upscaler models only
-                assert arg["choices"] == [LATENT] + ours + [n for n in upscalers if n not in ("None", LATENT)]
+                assert arg["choices"] == phase_upscalers(webui)

@@ -61,24 +61,24 @@ def test_fast_unet_rows_per_phase_are_the_plan_lines(webui):
 
 @pytest.mark.webui(hosts=REFERENCE, models=["sd1"])     # the phase loop's logic; each host's relay: the test above
 def test_fast_img2img_picture_enters_at_its_phase_and_the_later_one_relays(webui):
-    """A picture covering phase 2 of 3 enters there at the user's strength (0.5: the last 5 of 10 steps); phase 3
-    relays at 0.6 x 0.5 (the last 3); each phase's rows are the plan line's. Without the region-wise noise, which
+    """A picture covering phase 2 of 3 enters there at the user's strength (0.5: the last 3 of 6 steps); phase 3
+    relays at 0.6 x 0.5 (the last 2); each phase's rows are the plan line's. Without the region-wise noise, which
     only the enlarged phase 3 gets, the image differs."""
     size, _ = small(webui)
     side = size["width"]
     before = [len(phase_log_lines(webui, k)) for k in (2, 3)]
     status, r = webui.img2img(img2img_request([{"speed": "fast", "scale": 3}], picture((2 * side, 2 * side)),
-                                              steps=10, **size))
+                                              steps=6, **size))
     assert status == 200, r
     assert images(r)[0].size == (3 * side, 3 * side) and "DemoFusion picture entry: phase 2 of 3" in r["info"]
-    counts = plan_counts(side, side, 10, 3, 0.5, 0.5, (2 * side, 2 * side), relay=True, phase_denoise=0.6,
+    counts = plan_counts(side, side, 6, 3, 0.5, 0.5, (2 * side, 2 * side), relay=True, phase_denoise=0.6,
                          global_cutoff=0.05)
-    assert [c["steps"] for c in counts] == [0, 5, 3]
+    assert [c["steps"] for c in counts] == [0, 3, 2]
     for k, seen in zip((2, 3), before):
         [line] = phase_log_lines(webui, k)[seen:]
         words = line.split()
         assert int(words[5]) == counts[k - 1]["steps"] and \
             int(words[11].rstrip(",")) == cfg_rows(webui, counts[k - 1]), line
     status, quiet = webui.img2img(img2img_request([{"speed": "fast", "scale": 3, "region_noise": 0}],
-                                                  picture((2 * side, 2 * side)), steps=10, **size))
+                                                  picture((2 * side, 2 * side)), steps=6, **size))
     assert status == 200 and images(quiet)[0].tobytes() != images(r)[0].tobytes()      # pixels, not PNG info

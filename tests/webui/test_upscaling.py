@@ -8,7 +8,7 @@ import pytest
 from demofusion_ext.script.plan_line import plan_counts
 from hosts import SCRIPT_LOGIC
 from webui_client import (cfg_rows, demofusion, df, has, images, img2img_request, infotext, infotexts, picture,
-                          pixel_upscaler, probe, small, started_here, xyz_axis_choices, xyz_plot)
+                          phase_upscalers, pixel_upscaler, probe, small, started_here, xyz_axis_choices, xyz_plot)
 
 
 def run_img2img(webui, req):
@@ -77,10 +77,9 @@ UPSCALERS = ["Latent", "Lanczos", "Nearest", "tiny-esrgan-4x"]
 
 
 def served_upscalers(webui) -> list[str]:
-    """The UPSCALERS DemoFusion offers: Latent, Lanczos (its own where the host lists only upscaler models, as Forge
-    Neo, which has no Lanczos or Nearest) and those the host lists."""
-    names = {u["name"] for u in webui.get("/sdapi/v1/upscalers")}
-    return [n for n in UPSCALERS if n in ("Latent", "Lanczos") or n in names]
+    """The UPSCALERS DemoFusion offers on this host (Forge Neo has no Nearest, and Lanczos only as DemoFusion's own)."""
+    offered = phase_upscalers(webui)
+    return [n for n in UPSCALERS if n in offered]
 
 
 def test_each_phase_upscaler_is_used_between_phases(webui):
@@ -118,7 +117,7 @@ def test_a_large_picture_with_a_model_upscaler(webui):
 def test_an_unknown_upscaler_is_refused_with_the_available_ones(webui):
     status, r = webui.txt2img(demofusion(df(upscaler="4x-UltraSharp")))
     assert status == 500, r
-    listed = ", ".join(["Latent"] + [u["name"] for u in webui.get("/sdapi/v1/upscalers") if u["name"] != "None"])
+    listed = ", ".join(phase_upscalers(webui))
     assert "Phase upscaler '4x-UltraSharp'" in r["errors"] and f"choose one of: {listed}." in r["errors"], r["errors"]
     assert webui.plain_image() == webui.baseline
 

@@ -188,6 +188,13 @@ def xyz_plot(choices, x, y=None):
     return {"script_name": "x/y/z plot", "script_args": args}
 
 
+def phase_upscalers(webui) -> list[str]:
+    """The Phase upscaler choices DemoFusion offers on this host: Latent, Lanczos (its own where the host lists only
+    upscaler models, as Forge Neo), then the host's upscalers."""
+    names = [u["name"] for u in webui.get("/sdapi/v1/upscalers") if u["name"] not in ("None", "Latent")]
+    return ["Latent"] + ([] if "Lanczos" in names else ["Lanczos"]) + names
+
+
 def pixel_upscaler(webui) -> str:
     """A pixel-space upscaler the host lists: Lanczos, or (Forge Neo lists only upscaler models) the tiny ESRGAN."""
     names = [u["name"] for u in webui.get("/sdapi/v1/upscalers")]
